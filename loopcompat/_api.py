@@ -1,0 +1,237 @@
+"""The public entry points: plan, install/uninstall, run, loop factories, adopt.
+
+How asyncio is told to build planned loops lives in one place,
+:class:`_Hook`: through an event loop policy where policies are the
+supported mechanism, and by replacing ``asyncio.new_event_loop`` where the
+knowledge base says policies are deprecated (fact S15, Python 3.14+). When
+3.16 removes policies, only that class changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, Awaitable, Callable, Iterable, Optional, TypeVar, Union
+
+from . import _knowledge as kb
+from ._platform import Platform, detect
+from ._planner import Plan, make_plan
+
+T = TypeVar("T")
+Needs = Union[str, Iterable[str], None]
+
+
+def plan(needs: Needs = (), *, platform: Optional[Platform] = None, **options: Any) -> Plan:
+    """Plan the loop for ``needs`` on ``platform`` (default: this machine). Pure: builds nothing.
+
+    :raises ConfigError: for unknown needs, options or values.
+    :raises UnsupportedError: when a need cannot be met and on_unsupported="error" (the default).
+    """
+    return make_plan(needs, platform if platform is not None else detect(), options)
+
+
+class LoopFactory:
+    """A callable that builds a new planned loop on each call; ``.plan`` says which."""
+
+    __slots__ = ("plan",)
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def __call__(self) -> asyncio.AbstractEventLoop:
+        from ._build import build_loop
+
+        return build_loop(self.plan)
+
+    def __repr__(self) -> str:
+        return f"<loopcompat.LoopFactory {self.plan.describe_loop()}>"
+
+
+def loop_factory(needs: Needs = (), **options: Any) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A loop factory for asyncio.run(loop_factory=...), asyncio.Runner, anyio, uvicorn ...
+
+    :raises ConfigError: for bad needs or options.
+    :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
+    """
+    return LoopFactory(plan(needs, **options))
+
+
+def new_event_loop(needs: Needs = (), **options: Any) -> asyncio.AbstractEventLoop:
+    """A new planned event loop (not set as current).
+
+    :raises ConfigError: for bad needs or options.
+    :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
+    """
+    return LoopFactory(plan(needs, **options))()
+
+
+def run(
+    main: Awaitable[T], *, needs: Needs = (), debug: Optional[bool] = None, **options: Any
+) -> T:
+    """Like asyncio.run(main), on a planned loop.
+
+    :raises ConfigError: for bad needs or options.
+    :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
+    """
+    factory = LoopFactory(plan(needs, **options))
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
+            return runner.run(main)
+    return _run_before_311(main, factory, debug)
+
+
+def _run_before_311(main: Awaitable[T], factory: LoopFactory, debug: Optional[bool]) -> T:
+    """asyncio.run() with a loop factory, for Pythons without asyncio.Runner."""
+    if asyncio.events._get_running_loop() is not None:
+        raise RuntimeError("loopcompat.run() cannot be called from a running event loop")
+    if not asyncio.iscoroutine(main):
+        raise ValueError(f"a coroutine was expected, got {main!r}")
+    loop = factory()
+    try:
+        asyncio.set_event_loop(loop)
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_all_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            if hasattr(loop, "shutdown_default_executor"):
+                loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    for task in pending:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {"message": "unhandled exception during loopcompat.run() shutdown", "exception": task.exception(), "task": task}
+            )
+
+
+def plan_for_loop(loop: Any, needs: Needs = None, **options: Any) -> Plan:
+    """The plan describing an existing loop (its own loop and selector forced)."""
+    from ._build import loop_kind
+
+    kind, selector = loop_kind(loop)
+    if kind is None:
+        from ._errors import UnsupportedError
+
+        raise UnsupportedError(f"loopcompat cannot adopt {type(loop).__name__}: not a stock asyncio loop")
+    if needs is None:
+        needs = _installed.plan.needs if _installed is not None else ()
+    options = {**options, "loop": kind, "selector": selector}
+    if _installed is not None:
+        for key in ("max_sockets", "fallbacks"):
+            options.setdefault(key, _installed.plan.options.get(key))
+    return make_plan(needs, detect(), options, raise_unmet=False)
+
+
+def adopt(loop: asyncio.AbstractEventLoop, needs: Needs = None, **options: Any) -> asyncio.AbstractEventLoop:
+    """Give a loop built elsewhere loopcompat's fallbacks and clear errors; returns the same loop.
+
+    ``needs`` defaults to those of the installed plan. A loop loopcompat
+    does not know (uvloop, a third-party class) is returned unchanged.
+
+    :raises ConfigError: for bad needs or options.
+    """
+    from ._build import adopt_loop, loop_kind
+
+    if loop_kind(loop)[0] is None:
+        return loop
+    return adopt_loop(loop, plan_for_loop(loop, needs, **options))
+
+
+def _policies_deprecated() -> bool:
+    return any(rule.fact == "S15" for rule in kb.rules_on(detect(), kb.DEPRECATED))
+
+
+class _Hook:
+    """Makes asyncio.new_event_loop()/asyncio.run()/asyncio.Runner() build planned loops."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.factory = LoopFactory(plan)
+        self.use_policy = not _policies_deprecated()
+        self._saved: Any = None
+
+    def apply(self) -> None:
+        events = asyncio.events
+        if self.use_policy:
+            # The private global, not get_event_loop_policy(): that would create a
+            # default policy where there was none, and uninstall must restore "none".
+            self._saved = events._event_loop_policy  # type: ignore[attr-defined]
+            events.set_event_loop_policy(_make_policy(self.factory))
+        else:
+            self._saved = (events.new_event_loop, asyncio.new_event_loop)
+            factory = self.factory
+
+            def new_event_loop() -> asyncio.AbstractEventLoop:
+                return factory()
+
+            events.new_event_loop = asyncio.new_event_loop = new_event_loop
+
+    def restore(self) -> None:
+        events = asyncio.events
+        if self.use_policy:
+            events._event_loop_policy = self._saved  # type: ignore[attr-defined]
+        else:
+            events.new_event_loop, asyncio.new_event_loop = self._saved
+
+
+def _make_policy(factory: LoopFactory) -> Any:
+    base = asyncio.DefaultEventLoopPolicy
+
+    class LoopCompatPolicy(base):  # type: ignore[valid-type,misc]
+        """The platform's default policy, building loops from a loopcompat factory."""
+
+        loop_factory = factory
+
+        def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            return self.loop_factory()
+
+    return LoopCompatPolicy()
+
+
+_installed: Optional[_Hook] = None
+
+
+def install(needs: Needs = (), **options: Any) -> Plan:
+    """Make asyncio.run(), asyncio.new_event_loop() and asyncio.Runner() build planned loops.
+
+    Idempotent: installing the same plan again changes nothing; a different
+    plan replaces the installed one. Returns the plan.
+
+    :raises ConfigError: for bad needs or options.
+    :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
+    """
+    global _installed
+    new_plan = plan(needs, **options)
+    if _installed is not None:
+        if _installed.plan == new_plan:
+            return _installed.plan
+        uninstall()
+    hook = _Hook(new_plan)
+    hook.apply()
+    _installed = hook
+    return new_plan
+
+
+def uninstall() -> None:
+    """Restore exactly what install() replaced. Does nothing when not installed."""
+    global _installed
+    if _installed is not None:
+        _installed.restore()
+        _installed = None
+
+
+def installed_plan() -> Optional[Plan]:
+    return _installed.plan if _installed is not None else None

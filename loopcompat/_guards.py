@@ -1,0 +1,149 @@
+"""Clear errors: the messages, the per-call checks and the capped select() selector.
+
+A loop method the planned loop cannot do still calls the stock method first
+(probing beats trusting a version number) and turns its bare
+NotImplementedError into an UnsupportedError that names the method, the loop
+class, the platform, the reason and the remedy, with the original chained.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import stat
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+
+from ._errors import UnsupportedError
+from ._knowledge import Rule
+
+if TYPE_CHECKING:
+    from ._planner import Plan
+
+PLAN_ATTRIBUTE = "_loopcompat_plan"
+
+
+def plan_of(obj: object) -> "Plan":
+    plan = getattr(obj, PLAN_ATTRIBUTE, None)
+    if plan is None:  # a guarded loop always carries its plan; be helpful if not
+        from . import _api
+
+        plan = _api.plan_for_loop(obj)
+    return plan  # type: ignore[no-any-return]
+
+
+def _suggestion(plan: "Plan", feature: str) -> Optional[str]:
+    """A plan that would serve ``feature``, as an instruction ("declare needs=[...] ...")."""
+    if feature in plan.needs or feature == "max_sockets":
+        return None
+    from ._planner import UNSUPPORTED, make_plan
+
+    options = dict(plan.options)
+    try:
+        alternative = make_plan(plan.needs + (feature,), plan.platform, options, raise_unmet=False)
+    except Exception:  # the options force this very loop: no alternative to offer
+        return None
+    support = alternative.features[feature]
+    if support.level == UNSUPPORTED:
+        return None
+    via = f" with the {support.fallback} fallback" if support.fallback else ""
+    return f"declare needs={list(alternative.needs)!r} so loopcompat builds {alternative.describe_loop()}{via}"
+
+
+def unsupported_error(loop: object, method: str, feature: str) -> UnsupportedError:
+    plan = plan_of(loop)
+    support = plan.features[feature]
+    remedy = _suggestion(plan, feature) or support.remedy
+    return UnsupportedError(
+        f"loop.{method}() is not supported by {type(loop).__name__} on {plan.platform}: "
+        f"{support.reason}. Remedy: {remedy}"
+    )
+
+
+def rule_error(loop: object, method: str, rule: Rule, detail: str) -> UnsupportedError:
+    plan = plan_of(loop)
+    return UnsupportedError(
+        f"loop.{method}() {detail} with {type(loop).__name__} on {plan.platform}: "
+        f"{rule.reason} ({rule.fact}). Remedy: {rule.remedy}"
+    )
+
+
+def _fd_of(fileobj: Any) -> Optional[int]:
+    if isinstance(fileobj, int):
+        return fileobj
+    try:
+        return int(fileobj.fileno())
+    except (AttributeError, TypeError, ValueError, OSError):
+        return None  # the stock method raises its own clear ValueError
+
+
+def check_regular_file(loop: object, method: str, rule: Rule, fileobj: Any) -> None:
+    """S1: refuse regular files, which readiness APIs cannot watch."""
+    fd = _fd_of(fileobj)
+    if fd is None:
+        return
+    try:
+        mode = os.fstat(fd).st_mode
+    except (OSError, OverflowError, ValueError):
+        return  # not an fd the C runtime knows (e.g. a Windows socket handle)
+    if stat.S_ISREG(mode):
+        raise rule_error(loop, method, rule, f"cannot watch fd {fd}, a regular file,")
+
+
+def check_socket_only(loop: object, method: str, rule: Rule, fileobj: Any) -> None:
+    """S5: the Windows selector loop's select() accepts sockets only.
+
+    A zero-timeout select() on the handle is the cheapest exact probe: it fails
+    with WSAENOTSOCK (10038) for anything but a socket.
+    """
+    import select
+
+    fd = _fd_of(fileobj)
+    if fd is None:
+        return
+    try:
+        select.select([fd], [], [], 0)
+    except OSError as exc:
+        if getattr(exc, "winerror", None) == 10038:
+            raise rule_error(loop, method, rule, f"cannot watch handle {fd}, which is not a socket,") from exc
+    except ValueError:
+        return
+
+
+# check name -> function(loop, method, rule, fileobj)
+METHOD_CHECKS: Dict[str, Callable[[object, str, Rule, Any], None]] = {
+    "regular_file": check_regular_file,
+    "socket_only": check_socket_only,
+}
+
+
+class CappedSelectSelector(selectors.SelectSelector):
+    """SelectSelector that refuses a registration select() could not serve.
+
+    Stock select() accepts the registration and then fails inside the loop's
+    select call ("too many file descriptors in select()" on Windows, "filedescriptor
+    out of range in select()" on POSIX), which breaks the whole loop. This
+    refuses the one registration instead, with the limit and the remedy.
+    Only register() is overridden: select() stays the stock hot path.
+    """
+
+    _loopcompat_rule: Optional[Rule] = None
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        rule = self._loopcompat_rule
+        if rule is not None and rule.limit is not None:
+            if rule.check == "select_fd_value":
+                fd = _fd_of(fileobj)
+                if fd is not None and fd >= rule.limit:
+                    raise self._refuse(f"fd {fd} is at or above FD_SETSIZE ({rule.limit})", rule)
+            elif len(self.get_map()) >= rule.limit:
+                raise self._refuse(f"{rule.limit} sockets are already registered", rule)
+        return super().register(fileobj, events, data)
+
+    def _refuse(self, detail: str, rule: Rule) -> UnsupportedError:
+        plan = getattr(self, PLAN_ATTRIBUTE, None)
+        where = f" on {plan.platform}" if plan is not None else f" on {sys.platform}"
+        return UnsupportedError(
+            f"SelectSelector cannot watch another socket{where}: {detail}. "
+            f"{rule.reason} ({rule.fact}). Remedy: {rule.remedy}"
+        )
