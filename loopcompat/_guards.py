@@ -44,7 +44,7 @@ def _suggestion(plan: "Plan", feature: str) -> Optional[str]:
     except Exception:  # the options force this very loop: no alternative to offer
         return None
     support = alternative.features[feature]
-    if support.level == UNSUPPORTED:
+    if support.level == UNSUPPORTED or alternative.unmet:
         return None
     via = f" with the {support.fallback} fallback" if support.fallback else ""
     return f"declare needs={list(alternative.needs)!r} so loopcompat builds {alternative.describe_loop()}{via}"

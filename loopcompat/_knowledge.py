@@ -101,7 +101,10 @@ def spec_contains(spec: str, version: Tuple[int, ...]) -> bool:
         op = clause[:2] if clause[:2] in ("<=", ">=") else clause[:1]
         if op not in _OPERATORS:
             raise ValueError(f"unsupported specifier clause {clause!r} (use <, <=, >, >=)")
-        bound = version_tuple(clause[len(op):])
+        text = clause[len(op):].strip()
+        if not all(part.isdigit() for part in text.split(".")):
+            raise ValueError(f"unsupported specifier clause {clause!r} (use a dotted numeric release)")
+        bound = version_tuple(text)
         left, right = _padded(version, bound)
         if not _OPERATORS[op](left, right):
             return False
