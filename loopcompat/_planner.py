@@ -271,19 +271,22 @@ def make_plan(
     assert best is not None
     (loop, selector), features = best
 
-    # Design -> truth: a fallback this release does not ship yet leaves its feature unsupported.
+    # Design -> truth: a fallback serves only declared needs (fallbacks are
+    # explicit), and one this release does not ship yet serves nothing.
     designed = {features[f].fallback for f in wanted if features[f].level == FALLBACK}
     missing = frozenset(name for name in designed if name and name not in READY_FALLBACKS)
     for feature, support in list(features.items()):
-        if support.level == FALLBACK and support.fallback in missing:
-            features[feature] = Support(
-                UNSUPPORTED,
-                f"{support.reason}; the {support.fallback} fallback that covers it is not shipped "
-                "in this loopcompat release yet",
-                support.remedy,
-                support.fallback,
-                support.fact,
-            )
+        if support.level != FALLBACK:
+            continue
+        if support.fallback not in READY_FALLBACKS:
+            why = f"the {support.fallback} fallback that covers it is not shipped in this loopcompat release yet"
+        elif feature not in wanted:
+            why = f"declare needs=[{feature!r}] to enable the {support.fallback} fallback"
+        else:
+            continue
+        features[feature] = Support(
+            UNSUPPORTED, f"{support.reason}; {why}", support.remedy, support.fallback, support.fact
+        )
     fallbacks = frozenset(name for name in designed if name and name in READY_FALLBACKS)
     unmet = tuple(f for f in wanted if features[f].level == UNSUPPORTED)
 
