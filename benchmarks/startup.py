@@ -1,0 +1,102 @@
+"""Start-up cost: a whole `python -c` process, `import loopcompat; loopcompat.install()` against `import asyncio`.
+
+    python benchmarks/startup.py [--runs 40] [--python /path/to/python]
+
+Runs are interleaved (A, B, A, B ...) so drift hits both sides alike; the
+report gives medians, quartiles and the added milliseconds, plus the
+in-process cost of import+install measured after asyncio is loaded. Budget
+(issue 2): at most 2 ms added, median, on CPython 3.11. Bytecode is compiled
+first and PYTHONDONTWRITEBYTECODE is dropped, as in a real installation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stats import machine, summarize, table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CASES = {
+    "import asyncio": "import asyncio",
+    "import loopcompat; install()": "import asyncio, loopcompat; loopcompat.install()",
+}
+IN_PROCESS = (
+    "import asyncio, time\n"
+    "t = time.perf_counter()\n"
+    "import loopcompat\n"
+    "loopcompat.install()\n"
+    "print(time.perf_counter() - t)\n"
+)
+
+
+def clean_venv(python: str) -> str:
+    """A cached venv holding only loopcompat's dependencies: the host's site-packages
+    (and any .pth start-up hooks in it) would add noise to both sides."""
+    version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    venv = Path.home() / ".cache" / "loopcompat" / "bench-venvs" / version
+    exe = venv / "bin" / "python"
+    if not exe.exists():
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(exe), "-m", "pip", "install", "-q", "--disable-pip-version-check", "packaging",
+                        "platformdirs", "tomli; python_version < '3.11'"], check=True)
+    return str(exe)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--pyproject", action="store_true", help="run from a directory holding a pyproject.toml "
+                        "with a [tool.loopcompat] table (config search and parse included)")
+    args = parser.parse_args()
+    args.python = clean_venv(args.python)
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(ROOT)
+    compileall.compile_dir(str(ROOT / "loopcompat"), quiet=1)
+    workdir = tempfile.mkdtemp(prefix="lc-startup-")
+    if args.pyproject:
+        Path(workdir, "pyproject.toml").write_text(
+            '[project]\nname = "app"\n\n[tool.loopcompat]\nneeds = ["subprocess"]\nmax-sockets = 2000\n'
+        )
+    samples = {name: [] for name in CASES}
+    for _ in range(3):  # warm the OS caches
+        for code in CASES.values():
+            subprocess.run([args.python, "-c", code], env=env, cwd=workdir, check=True)
+    for _ in range(args.runs):
+        for name, code in CASES.items():
+            started = time.perf_counter()
+            subprocess.run([args.python, "-c", code], env=env, cwd=workdir, check=True)
+            samples[name].append((time.perf_counter() - started) * 1000)
+    inproc = []
+    for _ in range(args.runs):
+        out = subprocess.run([args.python, "-c", IN_PROCESS], env=env, cwd=workdir, check=True,
+                             capture_output=True, text=True).stdout
+        inproc.append(float(out) * 1000)
+
+    stats = {name: summarize(values) for name, values in samples.items()}
+    base = stats["import asyncio"]["median"]
+    rows = [[name, f"{s['median']:.2f}", f"{s['q1']:.2f}-{s['q3']:.2f}", f"{s['median'] - base:+.2f}",
+             f"{s['median'] / base:.3f}"] for name, s in stats.items()]
+    ip = summarize(inproc)
+    version = subprocess.run([args.python, "-c", "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True).stdout.strip()
+    print(f"## Start-up ({machine()}; measured interpreter CPython {version}; {args.runs} interleaved runs"
+          f"{'; pyproject.toml with [tool.loopcompat] present' if args.pyproject else ''})\n")
+    print(table(["process", "median ms", "IQR ms", "added ms", "ratio"], rows))
+    print(f"\nIn-process `import loopcompat; loopcompat.install()` after asyncio: median {ip['median']:.2f} ms "
+          f"(IQR {ip['q1']:.2f}-{ip['q3']:.2f}). Budget: 2 ms added.")
+
+
+if __name__ == "__main__":
+    main()
