@@ -9,6 +9,8 @@ work (through a fallback) or fail with an error that says why and what to do::
     asyncio.run(main())
 """
 
+from __future__ import annotations
+
 from ._api import adopt, install, loop_factory, new_event_loop, plan, run, uninstall
 from ._errors import ConfigError, LoopCompatError, UnsupportedError
 from ._planner import Plan, Support

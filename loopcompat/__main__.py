@@ -1,5 +1,7 @@
 """``python -m loopcompat VERB ...``: see loopcompat._cli."""
 
+from __future__ import annotations
+
 import sys
 
 from ._cli import main

@@ -146,18 +146,35 @@ def run_windows(versions: Sequence[str], pytest_args: Sequence[str], ci: bool) -
     return results
 
 
+def install_prerequisites(need_wine: bool) -> None:
+    """What a fresh machine lacks: Wine (Debian's wine64) for the Windows stage."""
+    if need_wine and not any(shutil.which(name) for name in ("wine", "wine64", "wine-stable")):
+        if not shutil.which("apt-get"):
+            print("tests/run.py: Wine is missing and apt-get is not available; install Wine by hand", file=sys.stderr)
+            return
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        print("=== installing wine64 (apt-get)", flush=True)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], check=False, env=env, stdin=subprocess.DEVNULL)
+        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wine64"], check=False, env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--linux", nargs="*", metavar="X.Y", help="Linux interpreters (default: all; none with --windows)")
     parser.add_argument("--windows", nargs="*", metavar="X.Y", help="Windows versions (default: all; none with --linux)")
     parser.add_argument("--ci", action="store_true", default=os.environ.get("CI", "").lower() in ("1", "true"),
                         help="missing interpreters or Wine fail the run (default when CI=true)")
+    parser.add_argument("--install", action="store_true", help="install what is missing first (Wine, via apt-get)")
     parser.add_argument("pytest_args", nargs="*", help="after --: arguments for pytest")
     args = parser.parse_args(argv)
     only_linux, only_windows = args.linux is not None, args.windows is not None
     linux = (args.linux or VERSIONS) if (only_linux or not only_windows) else ()
     windows = (args.windows or VERSIONS) if (only_windows or not only_linux) else ()
 
+    if args.install:
+        install_prerequisites(need_wine=bool(windows))
     results: List[Dict[str, object]] = []
     for version in linux:
         results.append(run_linux(version, args.pytest_args, args.ci))
