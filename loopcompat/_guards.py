@@ -90,11 +90,15 @@ def check_regular_file(loop: object, method: str, rule: Rule, fileobj: Any) -> N
         raise rule_error(loop, method, rule, f"cannot watch fd {fd}, a regular file,")
 
 
+_NOT_A_SOCKET = (10038, 10045)
+
+
 def check_socket_only(loop: object, method: str, rule: Rule, fileobj: Any) -> None:
     """S5: the Windows selector loop's select() accepts sockets only.
 
     A zero-timeout select() on the handle is the cheapest exact probe: it fails
-    with WSAENOTSOCK (10038) for anything but a socket.
+    for anything but a socket, with WSAENOTSOCK (10038) on Windows and
+    WSAEOPNOTSUPP (10045) under Wine.
     """
     import select
 
@@ -104,7 +108,7 @@ def check_socket_only(loop: object, method: str, rule: Rule, fileobj: Any) -> No
     try:
         select.select([fd], [], [], 0)
     except OSError as exc:
-        if getattr(exc, "winerror", None) == 10038:
+        if getattr(exc, "winerror", None) in _NOT_A_SOCKET:
             raise rule_error(loop, method, rule, f"cannot watch handle {fd}, which is not a socket,") from exc
     except ValueError:
         return
