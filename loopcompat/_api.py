@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Awaitable, Callable, Iterable, Optional, TypeVar, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, Optional, TypeVar, Union
 
 from . import _knowledge as kb
 from ._platform import Platform, detect
@@ -22,12 +22,36 @@ Needs = Union[str, Iterable[str], None]
 
 
 def plan(needs: Needs = (), *, platform: Optional[Platform] = None, **options: Any) -> Plan:
-    """Plan the loop for ``needs`` on ``platform`` (default: this machine). Pure: builds nothing.
+    """Plan the loop for ``needs`` on ``platform`` (default: this machine).
+
+    Pure: reads no configuration and builds nothing; the other entry points
+    add the configuration layers (pyproject.toml, user file, environment).
 
     :raises ConfigError: for unknown needs, options or values.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error" (the default).
     """
     return make_plan(needs, platform if platform is not None else detect(), options)
+
+
+def configured_plan(
+    needs: Needs, options: Dict[str, Any], *, config: bool = True, start_dir: Optional[str] = None
+) -> Plan:
+    """The plan for arguments layered over configuration (see loopcompat._config)."""
+    if not config:
+        return plan(needs, **options)
+    from ._config import effective
+
+    here = detect()
+    settings, need_origins = effective(options, _as_list(needs), system=here.system, start_dir=start_dir)
+    return make_plan(list(need_origins), here, {k: s.value for k, s in settings.items() if k != "needs"})
+
+
+def _as_list(needs: Needs) -> list:
+    if needs is None:
+        return []
+    if isinstance(needs, str):
+        return [part for part in needs.split(",") if part.strip()]
+    return list(needs)
 
 
 class LoopFactory:
@@ -47,33 +71,35 @@ class LoopFactory:
         return f"<loopcompat.LoopFactory {self.plan.describe_loop()}>"
 
 
-def loop_factory(needs: Needs = (), **options: Any) -> Callable[[], asyncio.AbstractEventLoop]:
+def loop_factory(needs: Needs = (), *, config: bool = True, **options: Any) -> Callable[[], asyncio.AbstractEventLoop]:
     """A loop factory for asyncio.run(loop_factory=...), asyncio.Runner, anyio, uvicorn ...
 
-    :raises ConfigError: for bad needs or options.
+    ``config=False`` ignores configuration files and environment variables.
+
+    :raises ConfigError: for bad needs, options or configuration.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
     """
-    return LoopFactory(plan(needs, **options))
+    return LoopFactory(configured_plan(needs, options, config=config))
 
 
-def new_event_loop(needs: Needs = (), **options: Any) -> asyncio.AbstractEventLoop:
+def new_event_loop(needs: Needs = (), *, config: bool = True, **options: Any) -> asyncio.AbstractEventLoop:
     """A new planned event loop (not set as current).
 
-    :raises ConfigError: for bad needs or options.
+    :raises ConfigError: for bad needs, options or configuration.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
     """
-    return LoopFactory(plan(needs, **options))()
+    return LoopFactory(configured_plan(needs, options, config=config))()
 
 
 def run(
-    main: Awaitable[T], *, needs: Needs = (), debug: Optional[bool] = None, **options: Any
+    main: Awaitable[T], *, needs: Needs = (), debug: Optional[bool] = None, config: bool = True, **options: Any
 ) -> T:
     """Like asyncio.run(main), on a planned loop.
 
-    :raises ConfigError: for bad needs or options.
+    :raises ConfigError: for bad needs, options or configuration.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
     """
-    factory = LoopFactory(plan(needs, **options))
+    factory = LoopFactory(configured_plan(needs, options, config=config))
     if sys.version_info >= (3, 11):
         with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
             return runner.run(main)
@@ -204,17 +230,23 @@ def _make_policy(factory: LoopFactory) -> Any:
 _installed: Optional[_Hook] = None
 
 
-def install(needs: Needs = (), **options: Any) -> Plan:
+def install(needs: Needs = (), *, config: bool = True, **options: Any) -> Plan:
     """Make asyncio.run(), asyncio.new_event_loop() and asyncio.Runner() build planned loops.
 
+    Needs and options are layered over the configuration (user file,
+    pyproject.toml, LOOPCOMPAT_* variables; ``config=False`` skips them).
     Idempotent: installing the same plan again changes nothing; a different
-    plan replaces the installed one. Returns the plan.
+    plan replaces the installed one. Returns the plan. With LOOPCOMPAT_DISABLE=1
+    nothing is installed and the plan of asyncio's own default loop is returned.
 
-    :raises ConfigError: for bad needs or options.
+    :raises ConfigError: for bad needs, options or configuration.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
     """
     global _installed
-    new_plan = plan(needs, **options)
+    if config and _disabled():
+        uninstall()
+        return make_plan((), detect(), {}, raise_unmet=False)
+    new_plan = configured_plan(needs, options, config=config)
     if _installed is not None:
         if _installed.plan == new_plan:
             return _installed.plan
@@ -223,6 +255,12 @@ def install(needs: Needs = (), **options: Any) -> Plan:
     hook.apply()
     _installed = hook
     return new_plan
+
+
+def _disabled() -> bool:
+    import os
+
+    return os.environ.get("LOOPCOMPAT_DISABLE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def uninstall() -> None:

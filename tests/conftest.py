@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 import pytest
@@ -26,10 +27,18 @@ posix_only = pytest.mark.skipif(IS_WINDOWS, reason="POSIX-only behaviour (no suc
 
 
 @pytest.fixture(autouse=True)
-def _no_leftover_install():
-    """Every test starts and ends with loopcompat uninstalled."""
+def _isolated(monkeypatch, tmp_path_factory):
+    """Every test starts uninstalled, with no LOOPCOMPAT_* variables, an empty user config
+    directory and its own start-up cache, so the developer's own configuration never leaks in."""
     import loopcompat
 
+    for name in list(os.environ):
+        if name.startswith("LOOPCOMPAT_") and name != "LOOPCOMPAT_WINBED" and not name.startswith("LOOPCOMPAT_WINBED_"):
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    for name in ("XDG_CONFIG_HOME", "APPDATA", "LOCALAPPDATA"):
+        monkeypatch.setenv(name, str(home / "config"))
+    monkeypatch.setenv("LOOPCOMPAT_CACHE_DIR", str(home / "cache"))
     loopcompat.uninstall()
     yield
     loopcompat.uninstall()

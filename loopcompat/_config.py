@@ -1,0 +1,404 @@
+"""Layered configuration: defaults < user config < pyproject.toml < environment < arguments.
+
+Options follow "later layer wins"; needs are declarations of what the
+application requires, so the layers' needs are added together (a plugin's
+need declared in pyproject.toml is not lost because the code declares another).
+
+Start-up cost is the reason for the shape of this module. Importing tomllib
+costs ~3.7 ms and platformdirs ~8 ms after asyncio (CPython 3.11, measured
+here), against a 2 ms budget for all of loopcompat. So parsed tables and the
+user-config path are cached (marshal, keyed by each file's mtime and size and
+by the environment platformdirs reads); on a warm start no TOML is parsed and
+platformdirs is not imported. Any cache problem falls back to reading afresh.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from ._errors import ConfigError
+from ._vocab import (
+    FALLBACKS,
+    LOOPS,
+    NEEDS,
+    ON_UNSUPPORTED,
+    SELECTORS,
+    did_you_mean,
+    parse_fallbacks,
+    parse_max_sockets,
+    parse_needs,
+)
+
+# TOML key -> option name. Files use kebab-case (as pyproject.toml does).
+FILE_KEYS: Dict[str, str] = {
+    "needs": "needs",
+    "loop": "loop",
+    "selector": "selector",
+    "max-sockets": "max_sockets",
+    "prefer": "prefer",
+    "fallbacks": "fallbacks",
+    "on-unsupported": "on_unsupported",
+}
+SYSTEM_TABLES: Tuple[str, ...] = ("windows", "macos", "linux")
+ENV_VARS: Dict[str, str] = {
+    "LOOPCOMPAT_NEEDS": "needs",
+    "LOOPCOMPAT_LOOP": "loop",
+    "LOOPCOMPAT_SELECTOR": "selector",
+    "LOOPCOMPAT_ON_UNSUPPORTED": "on_unsupported",
+}
+DISABLE_VAR = "LOOPCOMPAT_DISABLE"
+CONFIG_VAR = "LOOPCOMPAT_CONFIG"
+CACHE_VERSION = 1
+
+
+class Setting:
+    """An effective value and where it came from ("default", "argument", a file:line, an env var)."""
+
+    __slots__ = ("value", "origin")
+
+    def __init__(self, value: Any, origin: str) -> None:
+        self.value = value
+        self.origin = origin
+
+    def __repr__(self) -> str:
+        return f"Setting({self.value!r}, from {self.origin})"
+
+
+def is_disabled(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get(DISABLE_VAR, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _line_of(text: Optional[str], header: str, key: str) -> Optional[int]:
+    """Best-effort line number of ``key`` under table ``header`` (tomllib keeps no positions)."""
+    if text is None:
+        return None
+    in_table = header == ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_table = stripped.replace(" ", "") == f"[{header}]"
+            continue
+        if in_table and stripped.split("=", 1)[0].strip().strip("\"'") == key and "=" in stripped:
+            return number
+    return None
+
+
+def validate_table(
+    table: Mapping[str, Any], source: str, header: str, text: Optional[str] = None, allow_systems: bool = True
+) -> Dict[str, Tuple[Any, str]]:
+    """Validated options of one config table: {option: (value, origin)}. Reports every error at once.
+
+    :raises ConfigError: listing each bad key with its line, value, allowed values and a did-you-mean.
+    """
+    problems: List[str] = []
+    result: Dict[str, Tuple[Any, str]] = {}
+
+    def where(key: str) -> str:
+        line = _line_of(text, header, key)
+        return f"{source}:{line}" if line else source
+
+    for key, value in table.items():
+        label = f"[{header}] {key}" if header else key
+        if allow_systems and key in SYSTEM_TABLES:
+            if not isinstance(value, dict):
+                problems.append(f"{where(key)}: {label} must be a table ([{header}.{key}]), got {value!r}")
+            continue
+        option = FILE_KEYS.get(key)
+        if option is None:
+            allowed = list(FILE_KEYS) + (list(SYSTEM_TABLES) if allow_systems else [])
+            hint = did_you_mean(key.replace("_", "-"), allowed) or did_you_mean(key, allowed)
+            problems.append(f"{where(key)}: unknown key {label!r}; allowed: {', '.join(allowed)}.{hint}")
+            continue
+        try:
+            result[option] = (_validate_value(option, value, label), where(key))
+        except ConfigError as exc:
+            problems.append(f"{where(key)}: {exc}")
+    if problems:
+        raise ConfigError("invalid loopcompat configuration:\n  " + "\n  ".join(problems))
+    return result
+
+
+def _validate_value(option: str, value: Any, label: str) -> Any:
+    if option == "needs":
+        if not isinstance(value, list):
+            raise ConfigError(f"{label} must be a list of needs ({', '.join(NEEDS)}), got {value!r}")
+        return list(parse_needs(value, label))
+    if option in ("loop", "selector", "on_unsupported"):
+        allowed = {"loop": LOOPS, "selector": SELECTORS, "on_unsupported": ON_UNSUPPORTED}[option]
+        if not isinstance(value, str) or value not in allowed:
+            hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
+            raise ConfigError(f"{label} = {value!r} is not allowed; allowed: {', '.join(allowed)}.{hint}")
+        return value
+    if option == "max_sockets":
+        if isinstance(value, str):
+            raise ConfigError(f"{label} must be a whole number, got the string {value!r}")
+        return parse_max_sockets(value, label)
+    if option == "prefer":
+        if not isinstance(value, list):
+            raise ConfigError(f"{label} must be a list of loops ({', '.join(LOOPS)}), got {value!r}")
+        for name in value:
+            if not isinstance(name, str) or name not in LOOPS:
+                hint = did_you_mean(name, LOOPS) if isinstance(name, str) else ""
+                raise ConfigError(f"{label}: {name!r} is not a loop; allowed: {', '.join(LOOPS)}.{hint}")
+        return list(value)
+    if option == "fallbacks":
+        if not isinstance(value, (bool, list)):
+            raise ConfigError(f"{label} must be true, false or a list of fallbacks ({', '.join(FALLBACKS)}), "
+                              f"got {value!r}")
+        return value if isinstance(value, bool) else list(parse_fallbacks(value, label))
+    raise AssertionError(option)  # pragma: no cover - FILE_KEYS and this function list the same options
+
+
+# --- reading files, with the start-up cache -----------------------------------------------------
+
+
+def _cache_path() -> Optional[str]:
+    """Where the start-up cache lives. Any writable place will do; it only saves work."""
+    base = os.environ.get("LOOPCOMPAT_CACHE_DIR")
+    if not base:
+        if sys.platform == "win32":
+            root = os.environ.get("LOCALAPPDATA")
+            base = os.path.join(root, "loopcompat", "Cache") if root else None
+        elif sys.platform == "darwin":
+            base = os.path.expanduser("~/Library/Caches/loopcompat")
+        else:
+            base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "loopcompat")
+    if not base:
+        return None
+    return os.path.join(base, f"config-cache-{sys.implementation.cache_tag}.marshal")
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.path = _cache_path()
+        self.data: Dict[str, Any] = {"v": CACHE_VERSION, "files": {}, "user_config": {}}
+        self.dirty = False
+        if self.path:
+            try:
+                with open(self.path, "rb") as f:
+                    data = marshal.load(f)
+                if isinstance(data, dict) and data.get("v") == CACHE_VERSION:
+                    self.data = data
+            except (OSError, EOFError, ValueError, TypeError):
+                pass
+
+    def save(self) -> None:
+        if not (self.dirty and self.path):
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                marshal.dump(self.data, f)
+            os.replace(tmp, self.path)
+        except (OSError, ValueError):
+            pass  # a read-only home still works, only slower
+
+
+_USER_CONFIG_ENV = ("XDG_CONFIG_HOME", "HOME", "APPDATA", "LOCALAPPDATA", "USERPROFILE")
+
+
+def user_config_file(cache: Optional[_Cache] = None) -> str:
+    """platformdirs.user_config_path("loopcompat") / "config.toml" (cached by the env it depends on)."""
+    key = "|".join([sys.platform] + [os.environ.get(name, "") for name in _USER_CONFIG_ENV])
+    if cache is not None:
+        path = cache.data["user_config"].get(key)
+        if isinstance(path, str):
+            return path
+    import platformdirs
+
+    path = os.path.join(str(platformdirs.user_config_path("loopcompat")), "config.toml")
+    if cache is not None:
+        cache.data["user_config"] = {key: path}
+        cache.dirty = True
+    return path
+
+
+def _load_toml(path: str) -> Tuple[Dict[str, Any], str]:
+    """(document, text) of a TOML file.
+
+    :raises ConfigError: unreadable, not UTF-8, or malformed (with line and column).
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.8-3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+
+
+def _read_table(path: str, in_pyproject: bool, cache: _Cache) -> Optional[Tuple[Dict[str, Any], Optional[str]]]:
+    """The raw loopcompat table of ``path`` (or None when it has none) and the text when read now."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    stamp = (info.st_mtime_ns, info.st_size)
+    cached = cache.data["files"].get(path)
+    if isinstance(cached, tuple) and len(cached) == 3 and cached[:2] == stamp:
+        return (cached[2], None) if cached[2] is not None else None
+    document, text = _load_toml(path)
+    table: Any = document
+    if in_pyproject:
+        table = document.get("tool", {})
+        table = table.get("loopcompat") if isinstance(table, dict) else None
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.loopcompat] must be a table, got {table!r}")
+    try:
+        marshal.dumps(table)
+        cache.data["files"][path] = (stamp[0], stamp[1], table)
+        cache.dirty = True
+    except ValueError:
+        pass  # dates or other TOML types marshal cannot hold: validation will reject them anyway
+    return (table, text) if table is not None else None
+
+
+def find_pyproject(start: str) -> Optional[str]:
+    """The nearest pyproject.toml at or above ``start``."""
+    directory = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+# --- layering -----------------------------------------------------------------------------------
+
+DEFAULTS: Dict[str, Any] = {
+    "needs": [],
+    "loop": None,
+    "selector": None,
+    "max_sockets": None,
+    "prefer": [],
+    "fallbacks": True,
+    "on_unsupported": "error",
+}
+
+
+def _apply(
+    layer: Mapping[str, Tuple[Any, str]], settings: Dict[str, Setting], need_origins: Dict[str, str]
+) -> None:
+    for option, (value, origin) in layer.items():
+        if option == "needs":
+            for need in value:
+                need_origins.setdefault(need, origin)
+        else:
+            settings[option] = Setting(value, origin)
+
+
+def _file_layers(path: str, header: str, system: str, in_pyproject: bool, cache: _Cache) -> List[Dict[str, Tuple[Any, str]]]:
+    found = _read_table(path, in_pyproject, cache)
+    if found is None:
+        return []
+    table, text = found
+    if text is None:  # from the cache; positions for messages need the text only on errors
+        try:
+            layers = _validated_layers(table, path, header, system, None)
+        except ConfigError:
+            _, text = _load_toml(path)
+            return _validated_layers(table, path, header, system, text)
+        return layers
+    return _validated_layers(table, path, header, system, text)
+
+
+def _validated_layers(
+    table: Mapping[str, Any], path: str, header: str, system: str, text: Optional[str]
+) -> List[Dict[str, Tuple[Any, str]]]:
+    layers = [validate_table(table, path, header, text)]
+    sub = table.get(system) if system in SYSTEM_TABLES else None
+    errors = []
+    for name in SYSTEM_TABLES:
+        nested = table.get(name)
+        if isinstance(nested, dict):
+            sub_header = f"{header}.{name}" if header else name
+            try:
+                validated = validate_table(nested, path, sub_header, text, allow_systems=False)
+            except ConfigError as exc:
+                errors.append(str(exc).split("\n", 1)[1])
+                continue
+            if nested is sub:
+                layers.append(validated)
+    if errors:
+        raise ConfigError("invalid loopcompat configuration:\n" + "\n".join(errors))
+    return layers
+
+
+def _env_layer(environ: Mapping[str, str]) -> Dict[str, Tuple[Any, str]]:
+    layer: Dict[str, Tuple[Any, str]] = {}
+    for var, option in ENV_VARS.items():
+        raw = environ.get(var)
+        if raw is None or not raw.strip():
+            continue
+        origin = f"environment {var}"
+        if option == "needs":
+            layer[option] = (list(parse_needs(raw, var)), origin)
+        else:
+            value = _validate_value(option, raw.strip().lower(), var)
+            layer[option] = (value, origin)
+    return layer
+
+
+def effective(
+    arguments: Mapping[str, Any],
+    needs: Iterable[str] = (),
+    *,
+    system: str,
+    start_dir: Optional[str] = None,
+    read_config: bool = True,
+    environ: Mapping[str, str] = os.environ,
+) -> Tuple[Dict[str, Setting], Dict[str, str]]:
+    """Effective options with their origins, and each need with the layer that declared it first.
+
+    :raises ConfigError: for any invalid file, variable or argument.
+    """
+    settings = {option: Setting(value, "default") for option, value in DEFAULTS.items()}
+    need_origins: Dict[str, str] = {}
+    if read_config and not is_disabled(environ):
+        cache = _Cache()
+        try:
+            user_file = user_config_file(cache)
+            if os.path.isfile(user_file):
+                for layer in _file_layers(user_file, "", system, False, cache):
+                    _apply(layer, settings, need_origins)
+            explicit = environ.get(CONFIG_VAR, "").strip()
+            if explicit:
+                if not os.path.isfile(explicit):
+                    raise ConfigError(f"{CONFIG_VAR}={explicit!r}: no such file")
+                in_pyproject = os.path.basename(explicit) == "pyproject.toml"
+                header = "tool.loopcompat" if in_pyproject else ""
+                for layer in _file_layers(explicit, header, system, in_pyproject, cache):
+                    _apply(layer, settings, need_origins)
+            else:
+                pyproject = find_pyproject(start_dir or os.getcwd())
+                if pyproject:
+                    for layer in _file_layers(pyproject, "tool.loopcompat", system, True, cache):
+                        _apply(layer, settings, need_origins)
+        finally:
+            cache.save()
+        _apply(_env_layer(environ), settings, need_origins)
+    for need in parse_needs(list(needs), "needs"):
+        need_origins.setdefault(need, "argument")
+    for option, value in arguments.items():
+        settings[option] = Setting(value, "argument")
+    return settings, need_origins
