@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -118,6 +119,35 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from ._config import effective, find_pyproject, is_disabled, user_config_file
+
+    here = detect()
+    settings, needs = effective({}, system=here.system)
+    data = {
+        "needs": [{"need": need, "from": origin} for need, origin in needs.items()],
+        "options": {name: {"value": s.value, "from": s.origin} for name, s in settings.items() if name != "needs"},
+        "files": {"user_config": user_config_file(), "pyproject": find_pyproject(os.getcwd())},
+        "disabled": is_disabled(),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"Platform: {here}")
+    if data["disabled"]:
+        print("LOOPCOMPAT_DISABLE is set: configuration files and variables are ignored; install() does nothing")
+    print(f"User config file: {data['files']['user_config']}"
+          f"{'' if os.path.isfile(data['files']['user_config']) else ' (none)'}")
+    print(f"pyproject.toml:   {data['files']['pyproject'] or '(none found from the current directory up)'}")
+    print("Needs:")
+    for item in data["needs"] or [{"need": "(none)", "from": ""}]:
+        print(f"  {item['need']:<15} {item['from']}")
+    print("Options:")
+    for name, item in data["options"].items():
+        print(f"  {name:<15} {item['value']!r:<24} {item['from']}")
+    return EXIT_OK
+
+
 def _names(allowed: Sequence[str]) -> Any:
     def parse(text: str) -> List[str]:
         return [part.strip() for part in text.split(",") if part.strip()]
@@ -159,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"true, false, or a comma-separated list: {', '.join(FALLBACKS)}")
     explain.add_argument("--json", action="store_true", help="print Plan.to_dict() as JSON")
     explain.set_defaults(handler=cmd_explain)
+
+    config = verbs.add_parser("config", help="show the effective configuration and where each value came from")
+    config.add_argument("--json", action="store_true")
+    config.set_defaults(handler=cmd_config)
 
     matrix = verbs.add_parser("matrix", help="print the knowledge base (every platform fact) as a table")
     matrix.add_argument("--format", choices=("md", "json"), default="md")

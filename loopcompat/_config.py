@@ -74,23 +74,26 @@ def is_disabled(environ: Mapping[str, str] = os.environ) -> bool:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _line_of(text: Optional[str], header: str, key: str) -> Optional[int]:
-    """Best-effort line number of ``key`` under table ``header`` (tomllib keeps no positions)."""
-    if text is None:
-        return None
-    in_table = header == ""
+def key_lines(text: str) -> Dict[str, int]:
+    """{"table.key": line} for every ``key = ...`` line (tomllib keeps no positions)."""
+    lines: Dict[str, int] = {}
+    table = ""
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        if stripped.startswith("["):
-            in_table = stripped.replace(" ", "") == f"[{header}]"
-            continue
-        if in_table and stripped.split("=", 1)[0].strip().strip("\"'") == key and "=" in stripped:
-            return number
-    return None
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            table = stripped.split("]", 1)[0].lstrip("[").replace(" ", "")
+        elif "=" in stripped and not stripped.startswith("#"):
+            key = stripped.split("=", 1)[0].strip().strip("\"'")
+            lines.setdefault(f"{table}.{key}" if table else key, number)
+    return lines
 
 
 def validate_table(
-    table: Mapping[str, Any], source: str, header: str, text: Optional[str] = None, allow_systems: bool = True
+    table: Mapping[str, Any],
+    source: str,
+    header: str,
+    lines: Optional[Mapping[str, int]] = None,
+    allow_systems: bool = True,
 ) -> Dict[str, Tuple[Any, str]]:
     """Validated options of one config table: {option: (value, origin)}. Reports every error at once.
 
@@ -100,7 +103,7 @@ def validate_table(
     result: Dict[str, Tuple[Any, str]] = {}
 
     def where(key: str) -> str:
-        line = _line_of(text, header, key)
+        line = (lines or {}).get(f"{header}.{key}" if header else key)
         return f"{source}:{line}" if line else source
 
     for key, value in table.items():
@@ -113,7 +116,8 @@ def validate_table(
         if option is None:
             allowed = list(FILE_KEYS) + (list(SYSTEM_TABLES) if allow_systems else [])
             hint = did_you_mean(key.replace("_", "-"), allowed) or did_you_mean(key, allowed)
-            problems.append(f"{where(key)}: unknown key {label!r}; allowed: {', '.join(allowed)}.{hint}")
+            table_name = f"[{header}]" if header else "the top level"
+            problems.append(f"{where(key)}: unknown key {key!r} in {table_name}; allowed: {', '.join(allowed)}.{hint}")
             continue
         try:
             result[option] = (_validate_value(option, value, label), where(key))
@@ -128,6 +132,10 @@ def _validate_value(option: str, value: Any, label: str) -> Any:
     if option == "needs":
         if not isinstance(value, list):
             raise ConfigError(f"{label} must be a list of needs ({', '.join(NEEDS)}), got {value!r}")
+        for name in value:  # exact names only, as the JSON Schema says
+            if not isinstance(name, str) or name not in NEEDS + ("add_writer",):
+                hint = did_you_mean(name, NEEDS) if isinstance(name, str) else ""
+                raise ConfigError(f"{label}: {name!r} is not a need; allowed: {', '.join(NEEDS)}.{hint}")
         return list(parse_needs(value, label))
     if option in ("loop", "selector", "on_unsupported"):
         allowed = {"loop": LOOPS, "selector": SELECTORS, "on_unsupported": ON_UNSUPPORTED}[option]
@@ -138,6 +146,8 @@ def _validate_value(option: str, value: Any, label: str) -> Any:
     if option == "max_sockets":
         if isinstance(value, str):
             raise ConfigError(f"{label} must be a whole number, got the string {value!r}")
+        if isinstance(value, float) and value.is_integer():  # 2000.0 is a whole number (as in JSON Schema)
+            value = int(value)
         return parse_max_sockets(value, label)
     if option == "prefer":
         if not isinstance(value, list):
@@ -244,16 +254,16 @@ def _load_toml(path: str) -> Tuple[Dict[str, Any], str]:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
 
 
-def _read_table(path: str, in_pyproject: bool, cache: _Cache) -> Optional[Tuple[Dict[str, Any], Optional[str]]]:
-    """The raw loopcompat table of ``path`` (or None when it has none) and the text when read now."""
+def _read_table(path: str, in_pyproject: bool, cache: _Cache) -> Optional[Tuple[Dict[str, Any], Dict[str, int]]]:
+    """The raw loopcompat table of ``path`` and its keys' line numbers, or None when it has none."""
     try:
         info = os.stat(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     stamp = (info.st_mtime_ns, info.st_size)
     cached = cache.data["files"].get(path)
-    if isinstance(cached, tuple) and len(cached) == 3 and cached[:2] == stamp:
-        return (cached[2], None) if cached[2] is not None else None
+    if isinstance(cached, tuple) and len(cached) == 4 and cached[:2] == stamp:
+        return (cached[2], cached[3]) if cached[2] is not None else None
     document, text = _load_toml(path)
     table: Any = document
     if in_pyproject:
@@ -261,13 +271,14 @@ def _read_table(path: str, in_pyproject: bool, cache: _Cache) -> Optional[Tuple[
         table = table.get("loopcompat") if isinstance(table, dict) else None
     if table is not None and not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.loopcompat] must be a table, got {table!r}")
+    lines = key_lines(text) if table is not None else {}
     try:
         marshal.dumps(table)
-        cache.data["files"][path] = (stamp[0], stamp[1], table)
+        cache.data["files"][path] = (stamp[0], stamp[1], table, lines)
         cache.dirty = True
     except ValueError:
         pass  # dates or other TOML types marshal cannot hold: validation will reject them anyway
-    return (table, text) if table is not None else None
+    return (table, lines) if table is not None else None
 
 
 def find_pyproject(start: str) -> Optional[str]:
@@ -311,33 +322,19 @@ def _file_layers(path: str, header: str, system: str, in_pyproject: bool, cache:
     found = _read_table(path, in_pyproject, cache)
     if found is None:
         return []
-    table, text = found
-    if text is None:  # from the cache; positions for messages need the text only on errors
-        try:
-            layers = _validated_layers(table, path, header, system, None)
-        except ConfigError:
-            _, text = _load_toml(path)
-            return _validated_layers(table, path, header, system, text)
-        return layers
-    return _validated_layers(table, path, header, system, text)
-
-
-def _validated_layers(
-    table: Mapping[str, Any], path: str, header: str, system: str, text: Optional[str]
-) -> List[Dict[str, Tuple[Any, str]]]:
-    layers = [validate_table(table, path, header, text)]
-    sub = table.get(system) if system in SYSTEM_TABLES else None
+    table, lines = found
+    layers = [validate_table(table, path, header, lines)]
     errors = []
     for name in SYSTEM_TABLES:
         nested = table.get(name)
         if isinstance(nested, dict):
             sub_header = f"{header}.{name}" if header else name
             try:
-                validated = validate_table(nested, path, sub_header, text, allow_systems=False)
+                validated = validate_table(nested, path, sub_header, lines, allow_systems=False)
             except ConfigError as exc:
                 errors.append(str(exc).split("\n", 1)[1])
                 continue
-            if nested is sub:
+            if name == system:
                 layers.append(validated)
     if errors:
         raise ConfigError("invalid loopcompat configuration:\n" + "\n".join(errors))

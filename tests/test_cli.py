@@ -83,3 +83,20 @@ def test_matrix_json_and_markdown_hold_every_fact():
 def test_checked_in_matrix_is_up_to_date():
     doc = (ROOT / "docs" / "matrix.md").read_text(encoding="utf-8")
     assert matrix_markdown() == doc, "docs/matrix.md is stale: regenerate it with `python -m loopcompat matrix`"
+
+
+def test_config_verb_shows_values_and_their_origins(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.loopcompat]\nneeds = ["subprocess"]\nmax-sockets = 2000\n')
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LOOPCOMPAT_NEEDS="udp")
+    result = subprocess.run([sys.executable, "-m", "loopcompat", "config", "--json"], capture_output=True,
+                            text=True, env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    origins = {item["need"]: item["from"] for item in data["needs"]}
+    assert origins["subprocess"].endswith("pyproject.toml:2") and origins["udp"] == "environment LOOPCOMPAT_NEEDS"
+    assert data["options"]["max_sockets"] == {"value": 2000, "from": str(tmp_path / "pyproject.toml") + ":3"}
+    assert data["options"]["loop"]["from"] == "default"
+    (tmp_path / "pyproject.toml").write_text('[tool.loopcompat]\nneeds = ["subproces"]\n')
+    bad = subprocess.run([sys.executable, "-m", "loopcompat", "config"], capture_output=True, text=True, env=env,
+                         cwd=str(tmp_path), stdin=subprocess.DEVNULL, timeout=60)
+    assert bad.returncode == 2 and "Did you mean 'subprocess'" in bad.stderr and "Traceback" not in bad.stderr
