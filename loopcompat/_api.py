@@ -34,16 +34,22 @@ def plan(needs: Needs = (), *, platform: Optional[Platform] = None, **options: A
 
 
 def configured_plan(
-    needs: Needs, options: Dict[str, Any], *, config: bool = True, start_dir: Optional[str] = None
+    needs: Needs,
+    options: Dict[str, Any],
+    *,
+    config: bool = True,
+    start_dir: Optional[str] = None,
+    raise_unmet: bool = True,
 ) -> Plan:
     """The plan for arguments layered over configuration (see loopcompat._config)."""
     if not config:
-        return plan(needs, **options)
+        return make_plan(needs, detect(), options, raise_unmet=raise_unmet)
     from ._config import effective
 
     here = detect()
     settings, need_origins = effective(options, _as_list(needs), system=here.system, start_dir=start_dir)
-    return make_plan(list(need_origins), here, {k: s.value for k, s in settings.items() if k != "needs"})
+    options = {k: s.value for k, s in settings.items() if k != "needs"}
+    return make_plan(list(need_origins), here, options, raise_unmet=raise_unmet)
 
 
 def _as_list(needs: Needs) -> list:
@@ -242,11 +248,15 @@ def install(needs: Needs = (), *, config: bool = True, **options: Any) -> Plan:
     :raises ConfigError: for bad needs, options or configuration.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
     """
-    global _installed
     if config and _disabled():
         uninstall()
         return make_plan((), detect(), {}, raise_unmet=False)
-    new_plan = configured_plan(needs, options, config=config)
+    return install_plan(configured_plan(needs, options, config=config))
+
+
+def install_plan(new_plan: Plan) -> Plan:
+    """Install an already computed plan (see install())."""
+    global _installed
     if _installed is not None:
         if _installed.plan == new_plan:
             return _installed.plan

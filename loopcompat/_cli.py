@@ -1,7 +1,8 @@
 """Command line: ``loopcompat VERB ...`` and ``python -m loopcompat VERB ...``.
 
 Exit codes: 0 success; 1 the plan leaves a declared need unmet; 2 bad
-arguments or configuration (with a message saying which).
+arguments or configuration (with a message saying which). ``run`` exits with
+the application's own status, as python would.
 """
 
 from __future__ import annotations
@@ -119,6 +120,38 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_options(args: argparse.Namespace) -> Dict[str, Any]:
+    options: Dict[str, Any] = {}
+    for name in ("loop", "selector", "max_sockets", "on_unsupported"):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    return options
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ._wrap import run_application
+
+    if not args.target:
+        print("loopcompat run: error: give a script (loopcompat run app.py ...) or a module (-m module ...)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return run_application(args.target, args.app_args, module=args.is_module, needs=args.needs,
+                           options=_run_options(args), config=not args.no_config)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import _api
+    from ._doctor import main_report
+
+    needs = args.needs
+    plan = _api.configured_plan(needs, {}, config=not args.no_config, raise_unmet=False)
+    config_lines = [f"  needs: {', '.join(plan.needs) or '(none declared)'}"]
+    for name in ("loop", "selector", "max_sockets", "fallbacks", "on_unsupported"):
+        config_lines.append(f"  {name}: {plan.options.get(name)!r}")
+    return main_report(plan, config_lines, args.json)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from ._config import effective, find_pyproject, is_disabled, user_config_file
 
@@ -190,6 +223,30 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print Plan.to_dict() as JSON")
     explain.set_defaults(handler=cmd_explain)
 
+    doctor = verbs.add_parser(
+        "doctor", help="this machine: facts, configuration, plan, and a live probe of every feature",
+        description="Build the planned loop and exercise every feature on it for real.",
+    )
+    doctor.add_argument("--needs", type=_names(NEEDS), default=[], help="needs to add to the configured ones")
+    doctor.add_argument("--no-config", action="store_true", help="ignore configuration files and variables")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=cmd_doctor)
+
+    run = verbs.add_parser(
+        "run", help="run a script or module under loopcompat, unchanged (also: python -m loopcompat app.py)",
+        description="Install loopcompat (needs from here and from the configuration found from the script's "
+        "directory), then run the script or module as __main__, exactly as python would.",
+    )
+    run.add_argument("--needs", type=_names(NEEDS), default=[], help=f"comma-separated needs: {', '.join(NEEDS)}")
+    run.add_argument("--loop", help=f"force a loop: {', '.join(LOOPS)}")
+    run.add_argument("--selector", help=f"force a selector: {', '.join(SELECTORS)}")
+    run.add_argument("--max-sockets", dest="max_sockets", type=int, help="sockets the app may hold open at once")
+    run.add_argument("--on-unsupported", dest="on_unsupported", choices=("error", "warn"))
+    run.add_argument("--no-config", action="store_true", help="ignore configuration files and LOOPCOMPAT_* variables")
+    run.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script, like python -m")
+    run.add_argument("script", nargs="?", help="the script to run; its arguments follow it")
+    run.set_defaults(handler=cmd_run)
+
     config = verbs.add_parser("config", help="show the effective configuration and where each value came from")
     config.add_argument("--json", action="store_true")
     config.set_defaults(handler=cmd_config)
@@ -201,8 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from ._wrap import split_run_arguments
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = split_run_arguments(argv) or argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv and argv[0] == "run":
+        from ._wrap import split_target
+
+        own, target, is_module, app_args = split_target(argv[1:])
+        args = parser.parse_args(["run", *own])
+        args.target, args.is_module, args.app_args = target, is_module, app_args
+    else:
+        args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_USAGE

@@ -1,0 +1,225 @@
+"""`loopcompat doctor`: this machine's facts, configuration and plan, and a live probe of each feature.
+
+Each feature is exercised for real on the loop the plan builds (a child
+process, a pipe, a socket pair, a signal, a unix socket, a UDP datagram, a
+terminal), so the report says what works here, not what a table predicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Awaitable, Callable, Dict, List
+
+from ._planner import Plan
+
+PROBE_TIMEOUT = 15.0
+
+
+async def _probe_subprocess(loop: asyncio.AbstractEventLoop) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "print(6 * 7)", stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await proc.communicate()
+    if out.strip() != b"42" or proc.returncode != 0:
+        raise RuntimeError(f"child printed {out!r}, exit {proc.returncode}")
+    return "ran a child process and read its output"
+
+
+async def _probe_pipes(loop: asyncio.AbstractEventLoop) -> str:
+    read_fd, write_fd = os.pipe()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), open(read_fd, "rb", 0))
+    try:
+        threading.Thread(target=lambda: (os.write(write_fd, b"ping"), os.close(write_fd)), daemon=True).start()
+        data = await reader.read()
+    finally:
+        transport.close()
+    if data != b"ping":
+        raise RuntimeError(f"read {data!r}")
+    return "read an os.pipe() through connect_read_pipe"
+
+
+async def _probe_add_reader(loop: asyncio.AbstractEventLoop) -> str:
+    left, right = socket.socketpair()
+    try:
+        got: asyncio.Future = loop.create_future()
+        loop.add_reader(left, lambda: got.done() or got.set_result(left.recv(16)))
+        try:
+            right.send(b"ping")
+            data = await got
+        finally:
+            loop.remove_reader(left)
+    finally:
+        left.close()
+        right.close()
+    if data != b"ping":
+        raise RuntimeError(f"read {data!r}")
+    return "a readiness callback fired for a socket"
+
+
+async def _probe_signals(loop: asyncio.AbstractEventLoop) -> str:
+    import signal
+
+    got: asyncio.Future = loop.create_future()
+    loop.add_signal_handler(signal.SIGINT, lambda: got.done() or got.set_result(True))
+    try:
+        signal.raise_signal(signal.SIGINT) if hasattr(signal, "raise_signal") else os.kill(os.getpid(), signal.SIGINT)
+        await got
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    return "SIGINT reached a loop signal handler"
+
+
+async def _probe_unix_sockets(loop: asyncio.AbstractEventLoop) -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "probe.sock")
+        server = await loop.create_unix_server(asyncio.Protocol, path)
+        try:
+            transport, _ = await loop.create_unix_connection(asyncio.Protocol, path)
+            transport.close()
+        finally:
+            server.close()
+    return "connected to a unix socket server"
+
+
+async def _probe_udp(loop: asyncio.AbstractEventLoop) -> str:
+    got: asyncio.Future = loop.create_future()
+
+    class Echo(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            if not got.done():
+                got.set_result(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    try:
+        transport.sendto(b"ping", transport.get_extra_info("sockname"))
+        data = await got
+    finally:
+        transport.close()
+    if data != b"ping":
+        raise RuntimeError(f"received {data!r}")
+    return "a UDP datagram went out and came back"
+
+
+async def _probe_char_devices(loop: asyncio.AbstractEventLoop) -> str:
+    try:
+        import pty
+    except ImportError:
+        raise _NotProbed("no terminal device to open here (no pty module)") from None
+    if sys.platform == "win32":
+        raise _NotProbed("no pseudo-terminal on Windows")
+    master, slave = pty.openpty()
+    try:
+        got: asyncio.Future = loop.create_future()
+        loop.add_reader(master, lambda: got.done() or got.set_result(os.read(master, 64)))
+        try:
+            os.write(slave, b"ping\n")
+            data = await got
+        finally:
+            loop.remove_reader(master)
+    finally:
+        os.close(master)
+        os.close(slave)
+    if b"ping" not in data:
+        raise RuntimeError(f"read {data!r}")
+    return "a readiness callback fired for a pseudo-terminal"
+
+
+class _NotProbed(Exception):
+    pass
+
+
+PROBES: Dict[str, Callable[[asyncio.AbstractEventLoop], Awaitable[str]]] = {
+    "subprocess": _probe_subprocess,
+    "pipes": _probe_pipes,
+    "add_reader": _probe_add_reader,
+    "signals": _probe_signals,
+    "unix_sockets": _probe_unix_sockets,
+    "udp": _probe_udp,
+    "char_devices": _probe_char_devices,
+}
+
+
+def probe_all(plan: Plan) -> Dict[str, Dict[str, str]]:
+    """Run every probe on a loop built from ``plan``: {feature: {"result": ok|failed|not probed, "detail": ...}}."""
+    from ._build import build_loop
+
+    results: Dict[str, Dict[str, str]] = {}
+    loop = build_loop(plan)
+    try:
+        asyncio.set_event_loop(loop)
+        for feature, probe in PROBES.items():
+            try:
+                detail = loop.run_until_complete(asyncio.wait_for(probe(loop), PROBE_TIMEOUT))
+                results[feature] = {"result": "ok", "detail": detail}
+            except _NotProbed as exc:
+                results[feature] = {"result": "not probed", "detail": str(exc)}
+            except asyncio.TimeoutError:
+                results[feature] = {"result": "failed", "detail": f"no result within {PROBE_TIMEOUT:.0f} s"}
+            except Exception as exc:  # a probe's failure is the finding, whatever it is
+                results[feature] = {"result": "failed", "detail": f"{type(exc).__name__}: {exc}"}
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    return results
+
+
+def clock_report() -> Dict[str, float]:
+    """The monotonic clock's stated resolution and the smallest step measured here (fact S10)."""
+    info = time.get_clock_info("monotonic")
+    steps: List[float] = []
+    last = time.monotonic()
+    deadline = last + 0.2
+    while len(steps) < 50 and last < deadline:
+        now = time.monotonic()
+        if now != last:
+            steps.append(now - last)
+            last = now
+    return {"resolution_s": info.resolution, "measured_step_s": min(steps) if steps else float("nan")}
+
+
+def report(plan: Plan, probes: Dict[str, Dict[str, str]], clock: Dict[str, float], config_lines: List[str]) -> str:
+    lines = ["loopcompat doctor", "", "== This machine", f"  {plan.platform}", f"  {sys.version.split()[0]} "
+             f"({sys.implementation.name}, {sys.executable})",
+             f"  monotonic clock: resolution {clock['resolution_s'] * 1e6:.3g} us, "
+             f"smallest step measured {clock['measured_step_s'] * 1e6:.3g} us (S10: ~15600 us is usual on Windows)", "", "== Configuration", *config_lines,
+             "", "== Plan", *("  " + line for line in plan.explain().splitlines()), "",
+             "== Live probes on the planned loop", f"  {'feature':<14}{'plan says':<13}{'probe':<12}detail"]
+    for feature, outcome in probes.items():
+        level = plan.features[feature].level
+        lines.append(f"  {feature:<14}{level:<13}{outcome['result']:<12}{outcome['detail']}")
+    return "\n".join(lines)
+
+
+def disagreements(plan: Plan, probes: Dict[str, Dict[str, str]]) -> List[str]:
+    """Features where the plan and the probe disagree (a native/fallback feature that failed, or the reverse)."""
+    found = []
+    for feature, outcome in probes.items():
+        level = plan.features[feature].level
+        if outcome["result"] == "failed" and level != "unsupported":
+            found.append(f"{feature}: planned {level}, but the probe failed: {outcome['detail']}")
+        if outcome["result"] == "ok" and level == "unsupported":
+            found.append(f"{feature}: planned unsupported, but the probe worked")
+    return found
+
+
+def main_report(plan: Plan, config_lines: List[str], as_json: bool) -> int:
+    import json
+
+    probes = probe_all(plan)
+    clock = clock_report()
+    if as_json:
+        print(json.dumps({"plan": plan.to_dict(), "probes": probes, "clock": clock,
+                          "disagreements": disagreements(plan, probes)}, indent=2))
+    else:
+        print(report(plan, probes, clock, config_lines))
+        for problem in disagreements(plan, probes):
+            print(f"  ! {problem}")
+    failed_needs = [n for n in plan.needs if probes.get(n, {}).get("result") == "failed"]
+    return 1 if failed_needs or plan.unmet else 0
