@@ -50,6 +50,7 @@ ENV_VARS: Dict[str, str] = {
     "LOOPCOMPAT_ON_UNSUPPORTED": "on_unsupported",
 }
 DISABLE_VAR = "LOOPCOMPAT_DISABLE"
+USER_CONFIG_VAR = "LOOPCOMPAT_USER_CONFIG"  # a user config file instead of platformdirs' location
 CONFIG_VAR = "LOOPCOMPAT_CONFIG"
 CACHE_VERSION = 1
 
@@ -215,7 +216,14 @@ _USER_CONFIG_ENV = ("XDG_CONFIG_HOME", "HOME", "APPDATA", "LOCALAPPDATA", "USERP
 
 
 def user_config_file(cache: Optional[_Cache] = None) -> str:
-    """platformdirs.user_config_path("loopcompat") / "config.toml" (cached by the env it depends on)."""
+    """platformdirs.user_config_path("loopcompat") / "config.toml" (cached by the env it depends on).
+
+    LOOPCOMPAT_USER_CONFIG names another file (containers, CI, tests: on
+    Windows platformdirs asks the shell API, so no environment variable moves it).
+    """
+    override = os.environ.get(USER_CONFIG_VAR, "").strip()
+    if override:
+        return override
     key = "|".join([sys.platform] + [os.environ.get(name, "") for name in _USER_CONFIG_ENV])
     if cache is not None:
         path = cache.data["user_config"].get(key)

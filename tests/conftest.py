@@ -39,6 +39,7 @@ def _isolated(monkeypatch, tmp_path_factory):
     for name in ("XDG_CONFIG_HOME", "APPDATA", "LOCALAPPDATA"):
         monkeypatch.setenv(name, str(home / "config"))
     monkeypatch.setenv("LOOPCOMPAT_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("LOOPCOMPAT_USER_CONFIG", str(home / "config" / "loopcompat" / "config.toml"))
     loopcompat.uninstall()
     yield
     loopcompat.uninstall()

@@ -38,10 +38,12 @@ def project(tmp_path):
     return tmp_path / "project"
 
 
-def test_user_config_path_is_platformdirs(user_file):
+def test_user_config_path_is_platformdirs_unless_overridden(user_file, monkeypatch):
     import platformdirs
 
-    assert user_file == platformdirs.user_config_path("loopcompat") / "config.toml"
+    assert user_file == Path(os.environ["LOOPCOMPAT_USER_CONFIG"])  # the suite never touches the real one
+    monkeypatch.delenv("LOOPCOMPAT_USER_CONFIG")
+    assert Path(user_config_file()) == platformdirs.user_config_path("loopcompat") / "config.toml"
 
 
 def test_defaults_when_nothing_is_configured(project):
@@ -230,13 +232,18 @@ def _child(code: str, cwd: Path, env_extra=None) -> str:
     return result.stdout.strip()
 
 
-def test_a_warm_start_parses_no_toml_and_imports_no_platformdirs(project):
+def test_a_warm_start_parses_no_toml_and_imports_no_platformdirs(project, monkeypatch):
     write(project / "pyproject.toml", '[tool.loopcompat]\nneeds = ["udp"]\n')
+    if sys.platform != "win32":
+        # Let the child find the user file through platformdirs (XDG_CONFIG_HOME points into tmp);
+        # on Windows platformdirs asks the shell API, so the override must stay.
+        monkeypatch.delenv("LOOPCOMPAT_USER_CONFIG")
     write(Path(user_config_file()), 'on-unsupported = "warn"\n')
+    asks_platformdirs = sys.platform != "win32"
     code = ("import sys, loopcompat; p = loopcompat.install(); "
             "print(p.needs, p.options['on_unsupported'], 'tomllib' in sys.modules or 'tomli' in sys.modules, "
             "'platformdirs' in sys.modules)")
-    assert _child(code, project) == "('udp',) warn True True"  # cold: parses, asks platformdirs
+    assert _child(code, project) == f"('udp',) warn True {asks_platformdirs}"  # cold: parses
     assert _child(code, project) == "('udp',) warn False False"  # warm: neither
     write(project / "pyproject.toml", '[tool.loopcompat]\nneeds = ["udp", "signals"]\n')  # size changes
     assert _child(code, project).startswith("('udp', 'signals') warn True")
