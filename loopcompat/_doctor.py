@@ -31,10 +31,23 @@ async def _probe_subprocess(loop: asyncio.AbstractEventLoop) -> str:
     return "ran a child process and read its output"
 
 
-async def _probe_pipes(loop: asyncio.AbstractEventLoop) -> str:
+def _probe_pipe_ends() -> "tuple[Any, int]":
+    """(read end for connect_read_pipe, writable fd). On Windows the read end is opened for
+    overlapped I/O, which the proactor loop needs (os.pipe() handles are not)."""
+    if sys.platform == "win32":
+        import msvcrt
+        from asyncio import windows_utils
+
+        read_handle, write_handle = windows_utils.pipe(overlapped=(True, False))
+        return windows_utils.PipeHandle(read_handle), msvcrt.open_osfhandle(write_handle, 0)
     read_fd, write_fd = os.pipe()
+    return open(read_fd, "rb", 0), write_fd
+
+
+async def _probe_pipes(loop: asyncio.AbstractEventLoop) -> str:
+    read_end, write_fd = _probe_pipe_ends()
     reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), open(read_fd, "rb", 0))
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_end)
     try:
         threading.Thread(target=lambda: (os.write(write_fd, b"ping"), os.close(write_fd)), daemon=True).start()
         data = await reader.read()
@@ -42,7 +55,7 @@ async def _probe_pipes(loop: asyncio.AbstractEventLoop) -> str:
         transport.close()
     if data != b"ping":
         raise RuntimeError(f"read {data!r}")
-    return "read an os.pipe() through connect_read_pipe"
+    return "read a pipe through connect_read_pipe"
 
 
 async def _probe_add_reader(loop: asyncio.AbstractEventLoop) -> str:

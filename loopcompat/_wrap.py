@@ -113,9 +113,14 @@ def _exit_code(code: Any) -> int:
 
 def _print_app_traceback(exc: BaseException) -> None:
     tb = exc.__traceback__
-    own = (os.path.dirname(__file__), runpy.__file__ or "<frozen runpy>", "<frozen runpy>")
+    package = os.path.dirname(__file__)
+
+    def ours(filename: str) -> bool:
+        # runpy's frames read "<frozen runpy>" (3.11+), a full path, or "runpy.py" (Windows embeddable zip)
+        return filename.startswith(package) or os.path.basename(filename) in ("runpy.py", "<frozen runpy>")
+
     # Skip loopcompat's and runpy's frames at the top: the app's frames are what the user wrote.
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(own):
+    while tb is not None and ours(tb.tb_frame.f_code.co_filename):
         if tb.tb_next is None:
             break
         tb = tb.tb_next
