@@ -17,7 +17,7 @@ checks that both evaluators agree over a grid of versions.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 from ._platform import Platform, version_tuple
 
@@ -433,10 +433,18 @@ RULES: Tuple[Rule, ...] = (
 )
 
 
+_HOLDING: Dict[Platform, Tuple[Rule, ...]] = {}
+
+
 def rules_on(platform: Platform, effect: Optional[str] = None) -> Iterator[Rule]:
     """Rules holding on ``platform`` (optionally only those with ``effect``), in table order."""
-    for rule in RULES:
-        if (effect is None or rule.effect == effect) and rule.holds_on(platform):
+    holding = _HOLDING.get(platform)
+    if holding is None:
+        if len(_HOLDING) > 256:  # plans for many simulated platforms (tests, `explain`): stay bounded
+            _HOLDING.clear()
+        holding = _HOLDING[platform] = tuple(rule for rule in RULES if rule.holds_on(platform))
+    for rule in holding:
+        if effect is None or rule.effect == effect:
             yield rule
 
 
