@@ -152,6 +152,25 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return main_report(plan, config_lines, args.json)
 
 
+def cmd_hook(args: argparse.Namespace) -> int:
+    from ._hook import hook_status, install_hook, remove_hook
+
+    try:
+        if args.action == "install":
+            print(f"installed {install_hook(args.site)}: processes started with LOOPCOMPAT_AUTO=1 install loopcompat")
+        elif args.action == "remove":
+            path = remove_hook(args.site)
+            print(f"removed {path}" if path else "no start-up hook was installed")
+        else:
+            path = hook_status(args.site)
+            print(f"installed: {path}" if path else "not installed")
+            return EXIT_OK if path else EXIT_UNMET
+    except OSError as exc:
+        print(f"loopcompat hook: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from ._config import effective, find_pyproject, is_disabled, user_config_file
 
@@ -246,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script, like python -m")
     run.add_argument("script", nargs="?", help="the script to run; its arguments follow it")
     run.set_defaults(handler=cmd_run)
+
+    hook = verbs.add_parser(
+        "hook", help="install/remove the opt-in start-up hook (a .pth file acting when LOOPCOMPAT_AUTO=1)",
+        description="For applications whose command line cannot change: with the hook installed, any Python "
+        "process started with LOOPCOMPAT_AUTO=1 installs loopcompat before the application runs.",
+    )
+    hook.add_argument("action", choices=("install", "remove", "status"))
+    hook.add_argument("--site", help="the site-packages folder (default: this interpreter's)")
+    hook.set_defaults(handler=cmd_hook)
 
     config = verbs.add_parser("config", help="show the effective configuration and where each value came from")
     config.add_argument("--json", action="store_true")

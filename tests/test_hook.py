@@ -1,0 +1,61 @@
+"""The opt-in start-up hook, in a throwaway virtual environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import IS_WINDOWS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(IS_WINDOWS, reason="the Windows test bed's embeddable Python has no venv module")
+
+
+@pytest.fixture
+def venv(tmp_path):
+    folder = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / ("Scripts/python.exe" if IS_WINDOWS else "bin/python")
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    # make the checkout (and the runtime dependencies of this interpreter) importable in the venv
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    (Path(site) / "checkout.pth").write_text("\n".join([str(ROOT), *deps]) + "\n")
+    return python, site
+
+
+def _run(python, code, **env):
+    full = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LOOPCOMPAT_AUTO")}
+    full.update(env)
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=full,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+PROBE = ("import asyncio, sys\n"
+         "loop = asyncio.new_event_loop()\n"
+         "print(getattr(loop, '_loopcompat_plan', None) is not None, 'loopcompat' in sys.modules)\n"
+         "loop.close()\n")
+
+
+def test_hook_installs_only_with_the_variable_and_is_removable(venv, tmp_path):
+    python, site = venv
+    cli = [str(python), "-m", "loopcompat", "hook"]
+    assert subprocess.run([*cli, "status"], capture_output=True, text=True).returncode == 1
+    installed = subprocess.run([*cli, "install"], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    assert (Path(site) / "loopcompat-auto.pth").is_file()
+    assert _run(python, PROBE).stdout.split() == ["False", "False"]  # without the variable: nothing imported
+    assert _run(python, PROBE, LOOPCOMPAT_AUTO="1").stdout.split() == ["True", "True"]
+    (tmp_path / "pyproject.toml").write_text('[tool.loopcompat]\nneeds = ["subproces"]\n')
+    broken = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, cwd=str(tmp_path),
+                            env={**os.environ, "LOOPCOMPAT_AUTO": "1"}, stdin=subprocess.DEVNULL, timeout=60)
+    assert broken.returncode == 0 and broken.stdout.split() == ["False", "True"]
+    assert "not installed" in broken.stderr and "Did you mean 'subprocess'" in broken.stderr
+    removed = subprocess.run([*cli, "remove"], capture_output=True, text=True)
+    assert removed.returncode == 0 and not (Path(site) / "loopcompat-auto.pth").exists()
+    assert _run(python, PROBE, LOOPCOMPAT_AUTO="1").stdout.split() == ["False", "False"]
