@@ -51,7 +51,7 @@ EMBED_SHA256 = {
     "3.13": "6e57af03c2cb64dd5191f76274b97fc630b3001bde59f82cf1e252e7e02d6754",
 }
 BASE_PACKAGES = ("pytest", "pluggy", "iniconfig", "packaging", "colorama", "platformdirs",
-                 "hypothesis", "attrs", "sortedcontainers", "pytest-asyncio",
+                 "hypothesis", "attrs", "sortedcontainers", "pytest-asyncio", "anyio", "uvicorn",
                  # jsonschema 4.18+ needs rpds-py, whose DLL does not load under Wine 8
                  "jsonschema<4.18")
 # Host pip evaluates environment markers for the HOST, so these backports (needed before 3.11)
