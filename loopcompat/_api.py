@@ -30,7 +30,18 @@ def plan(needs: Needs = (), *, platform: Optional[Platform] = None, **options: A
     :raises ConfigError: for unknown needs, options or values.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error" (the default).
     """
-    return make_plan(needs, platform if platform is not None else detect(), options)
+    if platform is not None:
+        return make_plan(needs, platform, options)
+    return make_plan(needs, detect(), options, installed=installed_optional_loops(options))
+
+
+def installed_optional_loops(options: Dict[str, Any]) -> frozenset:
+    """Which of the optional loops the options ask for can be imported here (asks only for those)."""
+    import importlib.util
+
+    asked = list(options.get("prefer") or []) + [options.get("loop")]
+    names = [n for n in asked if n in ("uvloop", "winloop")]
+    return frozenset(n for n in names if importlib.util.find_spec(n) is not None)
 
 
 def configured_plan(
@@ -43,13 +54,15 @@ def configured_plan(
 ) -> Plan:
     """The plan for arguments layered over configuration (see loopcompat._config)."""
     if not config:
-        return make_plan(needs, detect(), options, raise_unmet=raise_unmet)
+        return make_plan(needs, detect(), options, raise_unmet=raise_unmet,
+                         installed=installed_optional_loops(options))
     from ._config import effective
 
     here = detect()
     settings, need_origins = effective(options, _as_list(needs), system=here.system, start_dir=start_dir)
     options = {k: s.value for k, s in settings.items() if k != "needs"}
-    return make_plan(list(need_origins), here, options, raise_unmet=raise_unmet)
+    return make_plan(list(need_origins), here, options, raise_unmet=raise_unmet,
+                     installed=installed_optional_loops(options))
 
 
 def _as_list(needs: Needs) -> list:
@@ -161,10 +174,11 @@ def plan_for_loop(loop: Any, needs: Needs = None, **options: Any) -> Plan:
     if needs is None:
         needs = _installed.plan.needs if _installed is not None else ()
     options = {**options, "loop": kind, "selector": selector}
+    installed = frozenset([kind]) if kind in ("uvloop", "winloop") else None
     if _installed is not None:
         for key in ("max_sockets", "fallbacks"):
             options.setdefault(key, _installed.plan.options.get(key))
-    return make_plan(needs, detect(), options, raise_unmet=False)
+    return make_plan(needs, detect(), options, raise_unmet=False, installed=installed)
 
 
 def adopt(loop: asyncio.AbstractEventLoop, needs: Needs = None, **options: Any) -> asyncio.AbstractEventLoop:

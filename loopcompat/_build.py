@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import selectors
+import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 from . import _fallbacks
@@ -75,6 +76,12 @@ def stock_loop_class(loop_name: str) -> Type[asyncio.AbstractEventLoop]:
         if cls is None:
             raise UnsupportedError("ProactorEventLoop exists only on Windows")
         return cls  # type: ignore[no-any-return]
+    if loop_name == "uvloop":
+        try:
+            import uvloop
+        except ImportError as exc:
+            raise UnsupportedError(f"the plan names uvloop, which cannot be imported: {exc} (pip install uvloop)") from exc
+        return uvloop.Loop  # type: ignore[no-any-return]
     raise UnsupportedError(f"loop {loop_name!r} cannot be built by this loopcompat release")
 
 
@@ -220,6 +227,9 @@ def loop_kind(loop: asyncio.AbstractEventLoop) -> Tuple[Optional[str], Optional[
     proactor = getattr(asyncio, "ProactorEventLoop", None)
     if proactor is not None and isinstance(loop, proactor):
         return "proactor", None
+    uvloop = sys.modules.get("uvloop")
+    if uvloop is not None and isinstance(loop, uvloop.Loop):
+        return "uvloop", None
     from asyncio import selector_events
 
     if isinstance(loop, selector_events.BaseSelectorEventLoop):

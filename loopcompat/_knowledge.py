@@ -28,6 +28,7 @@ CHECK = "check"  # enforced per call by a runtime guard named by `check`
 DEFAULT_LOOP = "default_loop"  # the loop asyncio builds by default is `value`
 SELECTORS = "selectors"  # selectors available, best first: `value` is comma-separated
 LOOPS = "loops"  # stock asyncio loops available: `value` is comma-separated
+OPTIONAL_LOOP = "optional_loop"  # a third-party loop (`value`) that exists for this platform
 NOTE = "note"  # a fact worth a warning in the plan; changes no choice
 DEPRECATED = "deprecated"  # an asyncio API is deprecated or removed here
 
@@ -422,6 +423,37 @@ RULES: Tuple[Rule, ...] = (
         source=f"{DOCS_EVENTLOOP}#event-loop-implementations",
     ),
     Rule(
+        fact="X5",
+        summary="uvloop exists for POSIX CPython 3.8+, not for Windows",
+        effect=OPTIONAL_LOOP,
+        except_systems=("windows",),
+        python=">=3.8",
+        value="uvloop",
+        reason="uvloop (libuv) publishes wheels for Linux and macOS only",
+        remedy="pip install uvloop, and list it in prefer",
+        source="https://github.com/MagicStack/uvloop (README, supported platforms)",
+    ),
+    Rule(
+        fact="X6",
+        summary="winloop exists for Windows CPython 3.9+",
+        effect=OPTIONAL_LOOP,
+        systems=("windows",),
+        python=">=3.9",
+        value="winloop",
+        reason="winloop is the Windows port of uvloop",
+        remedy="pip install winloop, and list it in prefer",
+        source="https://github.com/Vizonex/Winloop (README)",
+    ),
+    Rule(
+        fact="X7",
+        summary="uvloop: timers have millisecond resolution",
+        effect=NOTE,
+        loops=("uvloop",),
+        reason="uvloop schedules call_later/call_at on libuv's millisecond clock (uv_now)",
+        remedy="do not rely on sub-millisecond timer precision with uvloop",
+        source="https://docs.libuv.org/en/v1.x/loop.html#c.uv_now",
+    ),
+    Rule(
         fact="X3",
         summary="Other POSIX selectors: poll, then select",
         effect=SELECTORS,
@@ -462,6 +494,11 @@ def available_selectors(platform: Platform) -> Tuple[str, ...]:
 
 def default_loop(platform: Platform) -> str:
     return first_value(platform, DEFAULT_LOOP) or "selector"
+
+
+def optional_loops(platform: Platform) -> Tuple[str, ...]:
+    """Third-party loops that exist for ``platform`` (whether installed is another matter)."""
+    return tuple(rule.value for rule in rules_on(platform, OPTIONAL_LOOP) if rule.value)
 
 
 def available_loops(platform: Platform) -> Tuple[str, ...]:

@@ -208,15 +208,36 @@ def _feature_support(
     return _from_rule(FALLBACK, blockers[0], blockers[0].fallback)
 
 
-def _candidates(platform: Platform, options: Mapping[str, Any]) -> List[Candidate]:
-    loops = kb.available_loops(platform)
+# Third-party loops this release knows how to build (the knowledge base says where each exists).
+BUILDABLE_OPTIONAL_LOOPS = ("uvloop",)
+
+
+def _optional_candidates(
+    platform: Platform, options: Mapping[str, Any], installed: Optional[FrozenSet[str]], notes: List[str]
+) -> List[str]:
+    """Optional loops to consider: asked for (prefer or loop=), existing here, buildable, installed."""
+    wanted = list(options["prefer"]) + ([options["loop"]] if options["loop"] else [])
+    result = []
+    for name in dict.fromkeys(n for n in wanted if n in ("uvloop", "winloop")):
+        if name not in kb.optional_loops(platform):
+            why = f"{name} does not exist for {platform}"
+        elif name not in BUILDABLE_OPTIONAL_LOOPS:
+            why = f"this loopcompat release does not build {name} yet"
+        elif installed is not None and name not in installed:
+            why = f"{name} is not installed (pip install {name})"
+        else:
+            result.append(name)
+            continue
+        if name == options["loop"]:
+            raise ConfigError(f"loop={name!r}: {why}")
+        notes.append(f"prefer: {why}; using the stock asyncio loops")
+    return result
+
+
+def _candidates(platform: Platform, options: Mapping[str, Any], optional: List[str]) -> List[Candidate]:
+    loops = kb.available_loops(platform) + tuple(optional)
     forced_loop = options["loop"]
     forced_selector = options["selector"]
-    if forced_loop in ("uvloop", "winloop"):
-        raise ConfigError(
-            f"loop={forced_loop!r}: this loopcompat release builds only the stock asyncio loops "
-            f"({', '.join(loops)} on {platform})"
-        )
     if forced_loop and forced_loop not in loops:
         raise ConfigError(f"loop={forced_loop!r} is not available on {platform}; available: {', '.join(loops)}")
     selectors = kb.available_selectors(platform)
@@ -245,8 +266,13 @@ def make_plan(
     options: Mapping[str, Any],
     *,
     raise_unmet: bool = True,
+    installed: Optional[FrozenSet[str]] = None,
 ) -> Plan:
-    """Plan for ``platform``. See :func:`loopcompat.plan`."""
+    """Plan for ``platform``. See :func:`loopcompat.plan`.
+
+    ``installed`` names the optional loops (uvloop ...) importable here; None
+    (planning for another machine) assumes the preferred ones are installed.
+    """
     declared = parse_needs(needs)
     opts = normalize_options(options)
     if opts["max_sockets"]:
@@ -256,9 +282,11 @@ def make_plan(
     default = (kb.default_loop(platform), kb.available_selectors(platform)[0])
     prefer = opts["prefer"]
 
+    notes: List[str] = []
+    optional = _optional_candidates(platform, opts, installed, notes)
     best_key: Optional[Tuple[int, ...]] = None
     best: Optional[Tuple[Candidate, Dict[str, Support]]] = None
-    for order, candidate in enumerate(_candidates(platform, opts)):
+    for order, candidate in enumerate(_candidates(platform, opts, optional)):
         features = {feature: _feature_support(platform, candidate, feature, opts) for feature in FEATURES}
         unmet = sum(features[f].level == UNSUPPORTED for f in wanted)
         cost = sum(FALLBACK_COST.get(features[f].fallback or "", 0) for f in wanted)
@@ -290,10 +318,11 @@ def make_plan(
     fallbacks = frozenset(name for name in designed if name and name in READY_FALLBACKS)
     unmet = tuple(f for f in wanted if features[f].level == UNSUPPORTED)
 
-    notes = [f"{rule.summary} ({rule.fact}): {rule.remedy}" for rule in kb.rules_on(platform, kb.NOTE)]
-    ignored = [name for name in prefer if name in ("uvloop", "winloop")]
-    if ignored:
-        notes.append(f"prefer={list(ignored)} ignored: this loopcompat release builds only the stock asyncio loops")
+    notes[:0] = [
+        f"{rule.summary} ({rule.fact}): {rule.remedy}"
+        for rule in kb.rules_on(platform, kb.NOTE)
+        if rule.concerns(loop, selector)
+    ]
     if unmet and opts["on_unsupported"] == "warn":
         notes.extend(f"unmet need {f}: {features[f].reason}. Remedy: {features[f].remedy}" for f in unmet)
 

@@ -25,7 +25,7 @@ def test_every_spec_fact_is_in_the_table():
 @pytest.mark.parametrize("rule", kb.RULES, ids=lambda r: f"{r.fact}-{r.summary[:30]}")
 def test_rule_is_well_formed(rule):
     assert rule.summary and rule.reason and rule.source
-    assert rule.source.startswith("https://docs.python.org/") or "manual page" in rule.source or "select(2)" in rule.source
+    assert rule.source.startswith("https://") or "manual page" in rule.source
     assert set(rule.loops) <= set(LOOPS)
     assert set(rule.selectors) <= set(SELECTORS)
     assert set(rule.features) <= set(FEATURES)
@@ -43,6 +43,8 @@ def test_rule_is_well_formed(rule):
     if rule.effect in (kb.SELECTORS, kb.LOOPS):
         names = rule.value.split(",")
         assert set(names) <= set(SELECTORS if rule.effect == kb.SELECTORS else LOOPS)
+    if rule.effect == kb.OPTIONAL_LOOP:
+        assert rule.value in LOOPS
 
 
 def test_every_fallback_has_a_cost_and_a_rule():
