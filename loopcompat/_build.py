@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 from . import _fallbacks
 from . import _knowledge as kb
 from ._errors import UnsupportedError
-from ._guards import METHOD_CHECKS, PLAN_ATTRIBUTE, CappedSelectSelector, unsupported_error
+from ._guards import METHOD_CHECKS, PLAN_ATTRIBUTE, CappedSelectSelector, DeviceRefusalMigration, unsupported_error
 from ._planner import FALLBACK, NATIVE, Plan
 from ._vocab import FEATURE_METHODS
 
@@ -98,7 +98,28 @@ def make_selector(plan: Plan) -> selectors.BaseSelector:
         raise UnsupportedError(
             f"selector {name!r} ({_SELECTOR_CLASSES[name]}) is not available in this Python on {plan.platform}"
         )
-    return cls()  # type: ignore[no-any-return]
+    if _has_check(plan, "kqueue_device_refusal"):
+        cls = _device_migrating(cls)
+    selector = cls()
+    setattr(selector, PLAN_ATTRIBUTE, plan)
+    return selector  # type: ignore[no-any-return]
+
+
+def _has_check(plan: Plan, check: str) -> bool:
+    return any(
+        rule.check == check and rule.concerns(plan.loop, plan.selector) for rule in kb.rules_on(plan.platform, kb.CHECK)
+    )
+
+
+_MIGRATING: Dict[type, type] = {}
+
+
+def _device_migrating(cls: type) -> type:
+    """``cls`` with DeviceRefusalMigration (fact X8), made once per selector class."""
+    made = _MIGRATING.get(cls)
+    if made is None:
+        made = _MIGRATING[cls] = type(cls.__name__, (DeviceRefusalMigration, cls), {"__module__": "loopcompat"})
+    return made
 
 
 def _limit_rule(plan: Plan) -> Optional[kb.Rule]:
@@ -219,6 +240,11 @@ def build_loop(plan: Plan) -> asyncio.AbstractEventLoop:
     else:
         loop = cls()
     setattr(loop, PLAN_ATTRIBUTE, plan)
+    selector = getattr(loop, "_selector", None)
+    if isinstance(selector, DeviceRefusalMigration):
+        import weakref
+
+        selector._loopcompat_loop = weakref.ref(loop)
     return loop  # type: ignore[no-any-return]
 
 

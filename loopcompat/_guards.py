@@ -8,6 +8,7 @@ class, the platform, the reason and the remedy, with the original chained.
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import stat
@@ -151,3 +152,68 @@ class CappedSelectSelector(selectors.SelectSelector):
             f"SelectSelector cannot watch another socket{where}: {detail}. "
             f"{rule.reason} ({rule.fact}). Remedy: {rule.remedy}"
         )
+
+
+_logger_name = "loopcompat"
+_migrations_logged: set = set()
+
+
+def _is_char_device(fileobj: Any) -> bool:
+    fd = _fd_of(fileobj)
+    if fd is None:
+        return False
+    try:
+        return stat.S_ISCHR(os.fstat(fd).st_mode)
+    except (OSError, OverflowError, ValueError):
+        return False
+
+
+class DeviceRefusalMigration:
+    """Selector mixin: when the OS selector refuses a character device with EINVAL (fact X8,
+    macOS kqueue and terminals), move every registration of the loop to a SelectSelector,
+    the one macOS selector that watches devices, instead of failing; log it once.
+
+    Only register() is overridden: select() stays the stock hot path, and after the
+    move the loop holds a plain (capped) SelectSelector.
+    """
+
+    _loopcompat_loop: Any = None  # weakref.ref to the loop, set by the builder
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        try:
+            return super().register(fileobj, events, data)  # type: ignore[misc,no-any-return]
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or not _is_char_device(fileobj):
+                raise
+            loop = self._loopcompat_loop() if self._loopcompat_loop is not None else None
+            if loop is None or getattr(loop, "_selector", None) is not self:
+                raise
+            replacement = self._move_to_select(loop)
+            fd = _fd_of(fileobj)
+            key = f"{id(loop)}"
+            if key not in _migrations_logged:
+                _migrations_logged.add(key)
+                import logging
+
+                logging.getLogger(_logger_name).warning(
+                    "%s refused character device fd %s (EINVAL); the loop now uses SelectSelector "
+                    "for all its registrations (fact X8). Declare needs=['char_devices'] to start with it.",
+                    type(self).__name__, fd,
+                )
+            return replacement.register(fileobj, events, data)
+
+    def _move_to_select(self, loop: Any) -> selectors.BaseSelector:
+        from . import _knowledge as kb
+
+        replacement = CappedSelectSelector()
+        plan = getattr(self, PLAN_ATTRIBUTE, None)
+        if plan is not None:
+            setattr(replacement, PLAN_ATTRIBUTE, plan)
+            for rule in kb.rules_on(plan.platform, kb.LIMIT):
+                if rule.check and rule.concerns("selector", "select"):
+                    replacement._loopcompat_rule = rule
+        for key in list(self.get_map().values()):  # type: ignore[attr-defined]
+            replacement.register(key.fileobj, key.events, key.data)
+        loop._selector = replacement
+        self.close()  # type: ignore[attr-defined]
+        return replacement

@@ -454,6 +454,20 @@ RULES: Tuple[Rule, ...] = (
         source="https://docs.libuv.org/en/v1.x/loop.html#c.uv_now",
     ),
     Rule(
+        fact="X8",
+        summary="macOS: kqueue refuses some terminals and stdin (EINVAL) even on modern releases",
+        effect=CHECK,
+        systems=("macos",),
+        loops=("selector",),
+        selectors=("kqueue",),
+        check="kqueue_device_refusal",
+        reason="kqueue cannot register some character devices (terminals, /dev/tty, a tty stdin): "
+        "EVFILT_READ fails with EINVAL",
+        remedy="loopcompat moves the loop's registrations to SelectSelector the first time this happens "
+        "and logs it once; declare needs=['char_devices'] to plan SelectSelector from the start",
+        source="https://bugs.python.org/issue21807 and macOS kqueue(2)",
+    ),
+    Rule(
         fact="X3",
         summary="Other POSIX selectors: poll, then select",
         effect=SELECTORS,
