@@ -236,6 +236,10 @@ class _Hook:
 def _make_policy(factory: LoopFactory) -> Any:
     base = asyncio.DefaultEventLoopPolicy
 
+    watcher_rule = next(
+        (rule for rule in kb.rules_on(factory.plan.platform, kb.DEPRECATED) if rule.fact == "S11"), None
+    )
+
     class LoopCompatPolicy(base):  # type: ignore[valid-type,misc]
         """The platform's default policy, building loops from a loopcompat factory."""
 
@@ -244,7 +248,24 @@ def _make_policy(factory: LoopFactory) -> Any:
         def new_event_loop(self) -> asyncio.AbstractEventLoop:
             return self.loop_factory()
 
+        if watcher_rule is not None:  # Windows: no child watchers (S11)
+
+            def get_child_watcher(self) -> Any:
+                raise _child_watcher_error("get_child_watcher", watcher_rule)
+
+            def set_child_watcher(self, watcher: Any) -> None:
+                raise _child_watcher_error("set_child_watcher", watcher_rule)
+
     return LoopCompatPolicy()
+
+
+def _child_watcher_error(method: str, rule: kb.Rule) -> Exception:
+    from ._errors import UnsupportedError
+
+    error = UnsupportedError(f"policy.{method}() is not supported on {detect()}: {rule.reason} ({rule.fact}). "
+                             f"Remedy: {rule.remedy}")
+    error.__cause__ = NotImplementedError(method)
+    return error
 
 
 _installed: Optional[_Hook] = None

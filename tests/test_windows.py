@@ -262,3 +262,12 @@ def test_S4_the_513th_socket_is_refused_clearly_and_the_loop_survives():
 def test_max_sockets_above_512_plans_the_proactor_loop():
     plan = loopcompat.plan([], max_sockets=2000)
     assert plan.loop == "proactor"
+
+
+def test_S11_child_watchers_are_a_clear_error_under_the_installed_policy():
+    loopcompat.install()
+    policy = asyncio.get_event_loop_policy()
+    with pytest.raises(UnsupportedError, match=r"set_child_watcher\(\) is not supported .*\(S11\)"):
+        policy.set_child_watcher(None)
+    with pytest.raises(NotImplementedError):
+        policy.get_child_watcher()
