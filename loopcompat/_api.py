@@ -121,7 +121,7 @@ def run(
     factory = LoopFactory(configured_plan(needs, options, config=config))
     if sys.version_info >= (3, 11):
         with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
-            return runner.run(main)
+            return runner.run(main)  # type: ignore[arg-type]  # Runner.run checks for a coroutine itself
     return _run_before_311(main, factory, debug)
 
 

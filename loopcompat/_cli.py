@@ -176,7 +176,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     here = detect()
     settings, needs = effective({}, system=here.system)
-    data = {
+    data: Dict[str, Any] = {
         "needs": [{"need": need, "from": origin} for need, origin in needs.items()],
         "options": {name: {"value": s.value, "from": s.origin} for name, s in settings.items() if name != "needs"},
         "files": {"user_config": user_config_file(), "pyproject": find_pyproject(os.getcwd())},

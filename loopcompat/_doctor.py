@@ -49,7 +49,11 @@ async def _probe_pipes(loop: asyncio.AbstractEventLoop) -> str:
     reader = asyncio.StreamReader()
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_end)
     try:
-        threading.Thread(target=lambda: (os.write(write_fd, b"ping"), os.close(write_fd)), daemon=True).start()
+        def feed() -> None:
+            os.write(write_fd, b"ping")
+            os.close(write_fd)
+
+        threading.Thread(target=feed, daemon=True).start()
         data = await reader.read()
     finally:
         transport.close()
@@ -62,7 +66,7 @@ async def _probe_add_reader(loop: asyncio.AbstractEventLoop) -> str:
     left, right = socket.socketpair()
     try:
         got: asyncio.Future = loop.create_future()
-        loop.add_reader(left, lambda: got.done() or got.set_result(left.recv(16)))
+        loop.add_reader(left, lambda: _resolve(got, left.recv(16)))
         try:
             right.send(b"ping")
             data = await got
@@ -80,7 +84,7 @@ async def _probe_signals(loop: asyncio.AbstractEventLoop) -> str:
     import signal
 
     got: asyncio.Future = loop.create_future()
-    loop.add_signal_handler(signal.SIGINT, lambda: got.done() or got.set_result(True))
+    loop.add_signal_handler(signal.SIGINT, lambda: _resolve(got, True))
     try:
         signal.raise_signal(signal.SIGINT) if hasattr(signal, "raise_signal") else os.kill(os.getpid(), signal.SIGINT)
         await got
@@ -130,7 +134,7 @@ async def _probe_char_devices(loop: asyncio.AbstractEventLoop) -> str:
     master, slave = pty.openpty()
     try:
         got: asyncio.Future = loop.create_future()
-        loop.add_reader(master, lambda: got.done() or got.set_result(os.read(master, 64)))
+        loop.add_reader(master, lambda: _resolve(got, os.read(master, 64)))
         try:
             os.write(slave, b"ping\n")
             data = await got
@@ -146,6 +150,11 @@ async def _probe_char_devices(loop: asyncio.AbstractEventLoop) -> str:
 
 class _NotProbed(Exception):
     pass
+
+
+def _resolve(future: "asyncio.Future[Any]", value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 PROBES: Dict[str, Callable[[asyncio.AbstractEventLoop], Awaitable[str]]] = {

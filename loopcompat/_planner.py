@@ -288,12 +288,12 @@ def make_plan(
     best: Optional[Tuple[Candidate, Dict[str, Support]]] = None
     for order, candidate in enumerate(_candidates(platform, opts, optional)):
         features = {feature: _feature_support(platform, candidate, feature, opts) for feature in FEATURES}
-        unmet = sum(features[f].level == UNSUPPORTED for f in wanted)
+        unmet_count = sum(features[f].level == UNSUPPORTED for f in wanted)
         cost = sum(FALLBACK_COST.get(features[f].fallback or "", 0) for f in wanted)
         loop, selector = candidate
         prefer_rank = prefer.index(loop) if loop in prefer else len(prefer)
         is_default = loop == default[0] and (loop != "selector" or selector == default[1])
-        key = (unmet, cost, prefer_rank, 0 if is_default else 1, order)
+        key = (unmet_count, cost, prefer_rank, 0 if is_default else 1, order)
         if best_key is None or key < best_key:
             best_key, best = key, (candidate, features)
     assert best is not None
