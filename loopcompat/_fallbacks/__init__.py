@@ -14,7 +14,9 @@ from typing import Dict, FrozenSet, Optional, Type
 # fallback name -> "module:Class" of its mixin. A name from _vocab.FALLBACKS
 # that is absent here is planned but not shipped yet: the plan reports the
 # feature as unsupported and the guard raises UnsupportedError saying so.
-_MIXINS: Dict[str, str] = {}
+_MIXINS: Dict[str, str] = {
+    "signal_bridge": "._signal_bridge:SignalBridgeMixin",
+}
 
 READY: FrozenSet[str] = frozenset(_MIXINS)
 
