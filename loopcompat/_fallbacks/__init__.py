@@ -15,6 +15,8 @@ from typing import Dict, FrozenSet, Optional, Type
 # that is absent here is planned but not shipped yet: the plan reports the
 # feature as unsupported and the guard raises UnsupportedError saying so.
 _MIXINS: Dict[str, str] = {
+    "threaded_subprocess": "._threaded_subprocess:ThreadedSubprocessMixin",
+    "threaded_pipes": "._threaded_pipes:ThreadedPipesMixin",
     "signal_bridge": "._signal_bridge:SignalBridgeMixin",
 }
 
