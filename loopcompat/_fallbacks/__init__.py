@@ -18,6 +18,7 @@ _MIXINS: Dict[str, str] = {
     "threaded_subprocess": "._threaded_subprocess:ThreadedSubprocessMixin",
     "threaded_pipes": "._threaded_pipes:ThreadedPipesMixin",
     "signal_bridge": "._signal_bridge:SignalBridgeMixin",
+    "selector_thread": "._selector_thread:SelectorThreadMixin",
 }
 
 READY: FrozenSet[str] = frozenset(_MIXINS)

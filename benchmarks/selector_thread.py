@@ -1,0 +1,256 @@
+"""add_reader round trips: native readiness against loopcompat's selector_thread fallback (and tornado's).
+
+    python benchmarks/selector_thread.py [--rounds 2000] [--busy-rounds 300] [--sizes 0,100,500,2000]
+    python3 tests/winbed.py run 3.13 -- benchmarks/selector_thread.py     # Windows CPython under Wine
+
+One round trip: socket B sends a byte; A's reader callback echoes it; B's
+reader callback receives it and records the time since the send. Both ends
+use loop.add_reader, so a round trip is two readiness events. Around them sit
+0, 100, 500 or 2,000 idle registered sockets (readers on socket pairs that
+never see traffic). Two loads: "idle" (the loop does nothing else) and "busy"
+(a task burns the CPU in 1 ms chunks, yielding with asyncio.sleep(0) between
+chunks, the load under which tornado's selector thread starves).
+
+Backends, all measured in this one process and run:
+
+* native: the stock SelectorEventLoop's own add_reader (on Windows it stops
+  at 512 sockets: select()'s limit);
+* loopcompat: the loop loopcompat builds for needs=["add_reader"],
+  max_sockets=2000 (Windows: ProactorEventLoop with the fallback's default
+  watcher); on Linux a SelectorEventLoop whose add_reader is made unavailable
+  gets the fallback, which then uses its watcher threads (poll());
+* loopcompat-thread: the same, forced onto the threaded watcher (select()
+  shards on Windows), where the default is another watcher;
+* tornado: tornado.platform.asyncio.AddThreadSelectorEventLoop around the
+  same loop, when tornado is importable (never a loopcompat dependency).
+
+Reported per cell: median and p99 round-trip latency, round trips per second,
+and the median relative to native at the same size and load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loopcompat  # noqa: E402
+from _stats import machine, table  # noqa: E402
+from loopcompat import Platform  # noqa: E402
+from loopcompat._build import loop_class  # noqa: E402
+from loopcompat._fallbacks import _selector_thread as st  # noqa: E402
+from loopcompat._planner import make_plan  # noqa: E402
+
+WINDOWS = sys.platform == "win32"
+CHUNK = 0.001  # busy mode: seconds of CPU per chunk
+DEADLINE = 20.0  # seconds per cell at most; a starving backend reports what it managed
+
+
+class NoReaderLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+    """Linux stand-in for the proactor loop: a real loop without add_reader."""
+
+    def add_reader(self, *args: Any) -> None:
+        raise NotImplementedError
+
+    def add_writer(self, *args: Any) -> None:
+        raise NotImplementedError
+
+    def remove_reader(self, *args: Any) -> bool:
+        raise NotImplementedError
+
+    def remove_writer(self, *args: Any) -> bool:
+        raise NotImplementedError
+
+
+def _fallback_loop() -> asyncio.AbstractEventLoop:
+    if WINDOWS:
+        return loopcompat.new_event_loop(["add_reader"], max_sockets=2000, config=False)
+    plan = make_plan(["add_reader"], Platform("windows", "10", "3.13"), {"loop": "proactor"})
+    loop = loop_class(NoReaderLoop, plan)()
+    loop._loopcompat_plan = plan
+    return loop  # type: ignore[no-any-return]
+
+
+def _bare_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.ProactorEventLoop() if WINDOWS else NoReaderLoop()  # type: ignore[attr-defined,unused-ignore]
+
+
+# Each factory returns (object whose add_reader is measured, the loop that runs, cleanup).
+Made = Tuple[Any, asyncio.AbstractEventLoop, Callable[[], None]]
+
+
+def make_native() -> Made:
+    loop = asyncio.SelectorEventLoop()
+    return loop, loop, loop.close
+
+
+def make_loopcompat() -> Made:
+    loop = _fallback_loop()
+    return loop, loop, loop.close
+
+
+def make_loopcompat_thread() -> Made:
+    loop = _fallback_loop()
+    loop.__dict__[st._BACKEND] = st.ThreadWatcher(loop)
+    return loop, loop, loop.close
+
+
+def make_tornado() -> Made:
+    from tornado.platform.asyncio import AddThreadSelectorEventLoop
+
+    loop = _bare_loop()
+    wrapper = AddThreadSelectorEventLoop(loop)
+    return wrapper, loop, wrapper.close
+
+
+def backends() -> Dict[str, Callable[[], Made]]:
+    result: Dict[str, Callable[[], Made]] = {"native": make_native, "loopcompat": make_loopcompat}
+    probe = _fallback_loop()
+    default = st._default_watcher(probe)
+    default.close()
+    probe.close()
+    if not isinstance(default, st.ThreadWatcher):
+        result["loopcompat-thread"] = make_loopcompat_thread
+    try:
+        import tornado.platform.asyncio  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        result["tornado"] = make_tornado
+    return result
+
+
+async def _busy(stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        end = time.perf_counter() + CHUNK
+        while time.perf_counter() < end:
+            pass
+        await asyncio.sleep(0)
+
+
+def measure(make: Callable[[], Made], idle: int, busy: bool, rounds: int) -> Optional[Tuple[List[float], float]]:
+    """Round-trip latencies (seconds) and total seconds, or None when the backend failed."""
+    target, loop, cleanup = make()
+    sockets: List[socket.socket] = []
+    try:
+        for _ in range(idle // 2):
+            x, y = socket.socketpair()
+            sockets += [x, y]
+        a, b = socket.socketpair()
+        sockets += [a, b]
+        for sock in sockets:
+            sock.setblocking(False)
+        for sock in sockets[:-2]:
+            target.add_reader(sock, lambda: None)
+        latencies: List[float] = []
+        done = loop.create_future()
+        sent = [0.0]
+        started = [0.0]
+
+        def echo() -> None:
+            try:
+                a.send(a.recv(64))
+            except (BlockingIOError, InterruptedError):
+                pass
+
+        def back() -> None:
+            try:
+                b.recv(64)
+            except (BlockingIOError, InterruptedError):
+                return
+            now = time.perf_counter()
+            latencies.append(now - sent[0])
+            if len(latencies) >= rounds or now - started[0] > DEADLINE:
+                if not done.done():
+                    done.set_result(None)
+                return
+            sent[0] = time.perf_counter()
+            b.send(b"p")
+
+        target.add_reader(a, echo)
+        target.add_reader(b, back)
+
+        async def main() -> float:
+            stop = asyncio.Event()
+            burner = asyncio.ensure_future(_busy(stop)) if busy else None
+            await asyncio.sleep(0.05)  # let every watcher settle
+            started[0] = sent[0] = time.perf_counter()
+            b.send(b"p")
+            try:
+                await asyncio.wait_for(done, DEADLINE + 10)
+            finally:
+                stop.set()
+                if burner is not None:
+                    await burner
+            return time.perf_counter() - started[0]
+
+        try:
+            elapsed = loop.run_until_complete(main())
+        except (OSError, ValueError, asyncio.TimeoutError) as exc:
+            print(f"  failed: {exc!r}", file=sys.stderr)
+            return None
+        for sock in sockets:
+            target.remove_reader(sock)
+        return latencies, elapsed
+    except (OSError, ValueError) as exc:
+        print(f"  failed: {exc!r}", file=sys.stderr)
+        return None
+    finally:
+        try:
+            cleanup()
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def p99(samples: List[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2000, help="round trips per idle cell")
+    parser.add_argument("--busy-rounds", type=int, default=300, help="round trips per busy cell")
+    parser.add_argument("--sizes", default="0,100,500,2000", help="idle registered sockets")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    chosen = backends()
+    rows: List[List[object]] = []
+    for busy in (False, True):
+        for size in sizes:
+            native_median: Optional[float] = None
+            for name, make in chosen.items():
+                print(f"{name}: {size} idle sockets, {'busy' if busy else 'idle'} loop", file=sys.stderr, flush=True)
+                make()[2]()  # warm-up: imports, first thread
+                result = measure(make, size, busy, args.busy_rounds if busy else args.rounds)
+                load = "busy 1 ms" if busy else "idle"
+                if result is None or not result[0]:
+                    rows.append([name, size, load, "fails", "", "", ""])
+                    continue
+                latencies, elapsed = result
+                median = statistics.median(latencies)
+                if name == "native":
+                    native_median = median
+                ratio = f"{median / native_median:.2f}x" if native_median else "n/a"
+                rows.append([name, size, load, f"{median * 1e6:,.0f}", f"{p99(latencies) * 1e6:,.0f}",
+                             f"{len(latencies) / elapsed:,.0f}", ratio])
+    fallback = _fallback_loop()
+    watcher = st._default_watcher(fallback)
+    described = f"{type(fallback).__name__} + {type(watcher).__name__}"
+    watcher.close()
+    fallback.close()
+    print(f"## add_reader round trips ({machine()}; loopcompat: {described})\n")
+    print(table(["backend", "idle sockets", "loop", "median us", "p99 us", "round trips/s", "median vs native"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,662 @@
+"""The selector_thread fallback: add_reader/add_writer on loops without them (fact S8).
+
+On Windows (the test bed runs these under Wine) the loop is the real
+ProactorEventLoop that loopcompat builds for needs=["add_reader"] with
+max_sockets=2000. Elsewhere it is a SelectorEventLoop whose stock
+add_reader/add_writer/remove_* raise NotImplementedError, as the proactor's
+do, given the fallback by loopcompat's own class builder from a Windows
+proactor plan. Every behaviour test runs on each watcher backend this
+platform has: threads waiting in select() (Windows; on POSIX with small
+shards, so that sharding is exercised) or poll() (POSIX).
+
+Real sockets and real loops only; no test asserts a duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import os
+import random
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import weakref
+from typing import Any, Callable, Dict, Iterator, List, Tuple
+
+import pytest
+
+import loopcompat
+from loopcompat import Platform, UnsupportedError
+from loopcompat._build import loop_class
+from loopcompat._fallbacks import _selector_thread as st
+from loopcompat._fallbacks._selector_thread import SelectorThreadError, SelectorThreadMixin
+from loopcompat._guards import PLAN_ATTRIBUTE
+from loopcompat._planner import make_plan
+
+from .conftest import IS_WINDOWS, UNDER_WINE, windows_only
+
+HERE = loopcompat.detect()
+WINDOWS_PROACTOR = make_plan(["add_reader"], Platform("windows", "10", HERE.python), {"loop": "proactor"})
+TIMEOUT = 30.0  # a bound that only a hang reaches
+
+BACKENDS = ["thread-select"] if IS_WINDOWS else ["thread-poll", "thread-select"]
+
+
+class NoReaderLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+    """A real selector loop whose readiness methods are unavailable, as on Windows' proactor loop."""
+
+    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+        raise NotImplementedError
+
+    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+        raise NotImplementedError
+
+    def remove_reader(self, fd: Any) -> bool:
+        raise NotImplementedError
+
+    def remove_writer(self, fd: Any) -> bool:
+        raise NotImplementedError
+
+
+def fallback_loop() -> asyncio.AbstractEventLoop:
+    """A loop whose add_reader works only through the fallback; its watcher not chosen yet."""
+    if IS_WINDOWS:
+        loop = loopcompat.new_event_loop(["add_reader"], max_sockets=2000)
+        assert isinstance(loop, asyncio.ProactorEventLoop) and isinstance(loop, SelectorThreadMixin)
+        return loop
+    loop = loop_class(NoReaderLoop, WINDOWS_PROACTOR)()
+    setattr(loop, PLAN_ATTRIBUTE, WINDOWS_PROACTOR)
+    assert isinstance(loop, SelectorThreadMixin)
+    return loop  # type: ignore[no-any-return]
+
+
+def use_backend(loop: asyncio.AbstractEventLoop, backend: str) -> None:
+    if backend == "thread-poll":
+        watcher: st.Watcher = st.ThreadWatcher(loop, use_poll=True)
+    elif backend == "thread-select":
+        # On POSIX, small shards: a few hundred sockets exercise many shards.
+        watcher = st.ThreadWatcher(loop, use_poll=False, shard_size=st.SHARD_SIZE if IS_WINDOWS else 40)
+    else:
+        raise AssertionError(backend)
+    loop.__dict__[st._BACKEND] = watcher
+
+
+@pytest.fixture(params=BACKENDS)
+def loop(request: Any) -> Iterator[asyncio.AbstractEventLoop]:
+    loop = fallback_loop()
+    use_backend(loop, request.param)
+    errors: List[Dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    loop.errors = errors  # type: ignore[attr-defined]
+    try:
+        yield loop
+    finally:
+        loop.close()
+    assert watcher_threads(loop) == []
+
+
+@pytest.fixture
+def pairs() -> Iterator[Callable[[int], List[Tuple[socket.socket, socket.socket]]]]:
+    made: List[Tuple[socket.socket, socket.socket]] = []
+
+    def make(n: int) -> List[Tuple[socket.socket, socket.socket]]:
+        new = []
+        for _ in range(n):
+            a, b = socket.socketpair()
+            a.setblocking(False)
+            b.setblocking(False)
+            new.append((a, b))
+        made.extend(new)
+        return new
+
+    yield make
+    for a, b in made:
+        a.close()
+        b.close()
+
+
+def watcher_threads(loop: asyncio.AbstractEventLoop) -> List[threading.Thread]:
+    watcher = loop.__dict__.get(st._BACKEND)
+    return [t for t in getattr(watcher, "threads", []) if t.is_alive()]
+
+
+def run(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
+    return loop.run_until_complete(asyncio.wait_for(awaitable, TIMEOUT))
+
+
+def spin(loop: asyncio.AbstractEventLoop, iterations: int = 20) -> None:
+    """Let the loop and the watcher threads exchange a few rounds."""
+
+    async def rounds() -> None:
+        for _ in range(iterations):
+            await asyncio.sleep(0.001)
+
+    run(loop, rounds())
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await asyncio.sleep(0.001)
+
+
+def drain(sock: socket.socket) -> bytes:
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:loopcompat cannot meet:RuntimeWarning")
+def test_plans_report_the_fallback_once_it_ships():
+    for python in ("3.8", "3.13"):
+        windows = Platform("windows", "10", python)
+        plan = loopcompat.plan(["add_reader"], platform=windows, loop="proactor")
+        assert plan.fallbacks == {"selector_thread"} and plan.unmet == ()
+        assert plan.support("add_reader").level == "fallback"
+        assert plan.support("add_writer").fallback == "selector_thread"
+        # past select()'s 512 sockets the proactor loop with the fallback is the plan
+        big = loopcompat.plan(["add_reader"], platform=windows, max_sockets=2000)
+        assert (big.loop, big.fallbacks, big.unmet) == ("proactor", {"selector_thread"}, ())
+        # needs together with subprocesses: one loop serves both
+        both = loopcompat.plan(["add_reader", "subprocess"], platform=windows)
+        assert (both.loop, both.fallbacks, both.unmet) == ("proactor", {"selector_thread"}, ())
+        # not declared: not enabled (fallbacks are explicit), and the error says how
+        undeclared = loopcompat.plan([], platform=windows, loop="proactor")
+        assert undeclared.support("add_reader").level == "unsupported"
+        assert "declare needs=['add_reader']" in undeclared.support("add_reader").reason
+        # switched off: unmet
+        off = loopcompat.plan(["add_reader"], platform=windows, loop="proactor", fallbacks=False,
+                              on_unsupported="warn")
+        assert off.unmet == ("add_reader",)
+
+
+# --- behaviour, on every backend ---------------------------------------------------------------
+
+
+def test_ping_pong(loop, pairs):
+    rounds = 300
+    done = loop.create_future()
+    counts = [0, 0, 0]
+    socks = pairs(3)
+
+    def echo(sock: socket.socket) -> None:
+        data = drain(sock)
+        if data:
+            sock.send(data)
+
+    def back(i: int, sock: socket.socket) -> None:
+        data = drain(sock)
+        if not data:
+            return
+        assert data == b"ping %d" % counts[i]
+        counts[i] += 1
+        if counts[i] < rounds:
+            sock.send(b"ping %d" % counts[i])
+        elif all(count == rounds for count in counts) and not done.done():
+            done.set_result(None)
+
+    assert not watcher_threads(loop)  # no thread before the first add_reader
+    for i, (a, b) in enumerate(socks):
+        assert loop.add_reader(a, echo, a) is not None
+        loop.add_reader(b.fileno(), back, i, b)  # integer descriptors work too
+        b.send(b"ping 0")
+    run(loop, done)
+    assert counts == [rounds] * 3 and loop.errors == []
+    for a, b in socks:
+        assert loop.remove_reader(a) is True and loop.remove_reader(b) is True
+
+
+def test_writer_fires_when_writable_and_with_a_reader_on_the_same_socket(loop, pairs):
+    (a, b), = pairs(1)
+    written = loop.create_future()
+    read = loop.create_future()
+    loop.add_writer(a, lambda: written.done() or written.set_result(a.send(b"x")))
+    loop.add_reader(a, lambda: read.done() or read.set_result(drain(a)))
+    assert run(loop, written) == 1
+    assert loop.remove_writer(a) is True
+    assert drain_until(loop, b, 1) == b"x"
+    b.send(b"y")
+    assert run(loop, read) == b"y"
+
+    # a full send buffer: the writer fires again once the peer has read
+    while True:
+        try:
+            a.send(b"z" * 65536)
+        except (BlockingIOError, InterruptedError):
+            break
+    again = loop.create_future()
+    loop.add_writer(a, lambda: again.done() or again.set_result(True))
+    spin(loop)
+    assert not again.done()  # not writable: not called
+    run(loop, until(lambda: (drain(b), again.done())[1]))  # the peer reads until the writer fires
+    assert loop.remove_writer(a) is True and loop.remove_reader(a) is True
+
+
+def drain_until(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+
+    async def reading() -> None:
+        while len(data) < size:
+            data.extend(drain(sock))
+            await asyncio.sleep(0.001)
+
+    run(loop, reading())
+    return bytes(data)
+
+
+def test_level_triggered_until_the_data_is_read(loop, pairs):
+    (a, b), = pairs(1)
+    calls: List[int] = []
+
+    def lazy() -> None:
+        calls.append(1)
+        if len(calls) == 5:
+            drain(a)  # only now is it read
+
+    loop.add_reader(a, lazy)
+    b.send(b"!")
+    run(loop, until(lambda: len(calls) >= 5))
+    spin(loop)
+    assert len(calls) == 5  # called again and again while readable, never once drained
+    assert loop.remove_reader(a) is True
+
+
+def test_reregistration_replaces_the_callback(loop, pairs):
+    (a, b), = pairs(1)
+    seen: List[str] = []
+    first = loop.add_reader(a, lambda: seen.append("first"))
+    second = loop.add_reader(a, lambda: (seen.append("second"), drain(a)))
+    assert first.cancelled() and not second.cancelled()
+    b.send(b"1")
+    run(loop, until(lambda: "second" in seen))
+    assert "first" not in seen
+    loop.add_reader(a, lambda: (seen.append("third"), drain(a)))
+    b.send(b"2")
+    run(loop, until(lambda: "third" in seen))
+    assert seen.count("first") == 0
+    assert loop.remove_reader(a) is True
+
+
+def test_remove_returns_whether_a_callback_was_removed(loop, pairs):
+    (a, b), = pairs(1)
+    assert loop.remove_reader(a) is False and loop.remove_writer(a) is False  # nothing yet
+    handle = loop.add_reader(a, lambda: None)
+    assert loop.remove_writer(a) is False  # a reader, no writer
+    assert loop.remove_reader(a) is True and handle.cancelled()
+    assert loop.remove_reader(a) is False
+    loop.add_writer(a.fileno(), lambda: None)
+    assert loop.remove_writer(a) is True  # the socket object and its descriptor are the same key
+    with pytest.raises(ValueError):
+        loop.add_reader(-1, lambda: None)
+    with pytest.raises(ValueError):
+        loop.add_reader("not a file", lambda: None)
+    loop.close()
+    assert loop.remove_reader(a) is False
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.add_reader(a, lambda: None)
+
+
+def test_a_removed_callback_never_runs_even_with_a_select_in_flight(loop, pairs):
+    (a, b), (c, d) = pairs(2)
+    seen: List[str] = []
+    loop.add_reader(c, lambda: (seen.append("c"), drain(c)))
+    loop.add_reader(a, lambda: seen.append("a"))
+    spin(loop)  # the watcher thread now waits on a and c
+    assert loop.remove_reader(a) is True
+    b.send(b"late")  # readable only after removal
+    d.send(b"x")
+    run(loop, until(lambda: "c" in seen))
+    spin(loop)
+    assert "a" not in seen
+    # removed and added again while data waits: the new callback gets it
+    loop.add_reader(a, lambda: (seen.append("a2"), drain(a)))
+    run(loop, until(lambda: "a2" in seen))
+    assert loop.remove_reader(a) is True and loop.remove_reader(c) is True
+
+
+def test_cancelling_the_returned_handle_unregisters_like_the_stock_loop(loop, pairs):
+    (a, b), = pairs(1)
+    seen: List[int] = []
+    handle = loop.add_reader(a, seen.append, 1)
+    handle.cancel()
+    b.send(b"x")
+    spin(loop)
+    assert seen == []
+    assert loop.remove_reader(a) is False  # the stock loop unregistered it when it saw the event
+
+
+def test_callback_exceptions_reach_the_handler_and_later_events_still_fire(loop, pairs):
+    (a, b), (c, d) = pairs(2)
+    seen: List[str] = []
+
+    def boom() -> None:
+        drain(a)
+        seen.append("boom")
+        raise ZeroDivisionError("in a reader callback")
+
+    loop.add_reader(a, boom)
+    loop.add_reader(c, lambda: (seen.append("c"), drain(c)))
+    for round_ in range(3):
+        b.send(b"x")
+        d.send(b"y")
+        run(loop, until(lambda round_=round_: seen.count("boom") > round_ and seen.count("c") > round_))
+    assert [type(error.get("exception")) for error in loop.errors] == [ZeroDivisionError] * 3
+    assert all("Exception in callback" in error["message"] for error in loop.errors)
+    assert all(isinstance(error.get("handle"), asyncio.Handle) for error in loop.errors)
+
+
+def test_callbacks_run_on_the_loop_thread_in_the_context_of_registration(loop, pairs):
+    (a, b), = pairs(1)
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: List[Tuple[str, threading.Thread]] = []
+
+    def reader() -> None:
+        drain(a)
+        seen.append((var.get(), threading.current_thread()))
+        var.set("changed in the callback")
+
+    token = var.set("at registration")
+    loop.add_reader(a, reader)
+    var.reset(token)
+    for n in range(2):
+        b.send(b"x")
+        run(loop, until(lambda n=n: len(seen) > n))
+    assert seen[0] == ("at registration", threading.current_thread())
+    # like the stock loop: one context per registration, kept between calls
+    assert seen[1] == ("changed in the callback", threading.current_thread())
+    assert var.get() == "unset"
+    loop.remove_reader(a)
+
+
+def test_two_thousand_sockets_with_random_readiness_lose_nothing(loop, pairs):
+    watcher = loop.__dict__[st._BACKEND]
+    if IS_WINDOWS or watcher.use_poll:
+        count = 2000  # beyond 512 per select() on Windows
+        if not IS_WINDOWS:
+            _raise_fd_limit(5000)
+    else:
+        count = 400  # POSIX select() takes descriptors below 1024 only: 400 sockets, 10 shards of 40
+    socks = pairs(count // 2)
+    peer = {}
+    for a, b in socks:
+        peer[a.fileno()], peer[b.fileno()] = b, a
+    got: Dict[int, int] = {}
+
+    def ready(sock: socket.socket) -> None:
+        got[sock.fileno()] = got.get(sock.fileno(), 0) + len(drain(sock))
+
+    everything = [s for pair in socks for s in pair]
+    for sock in everything:
+        loop.add_reader(sock, ready, sock)
+    rng = random.Random(9)
+    expected: Dict[int, int] = {}
+    for _ in range(8):
+        chosen = rng.sample(everything, rng.randint(1, count // 3))
+        for sock in chosen:
+            size = rng.randint(1, 3)
+            peer[sock.fileno()].send(b"x" * size)
+            expected[sock.fileno()] = expected.get(sock.fileno(), 0) + size
+        run(loop, until(lambda: got == expected))
+    spin(loop)
+    assert got == expected  # every byte, on the right socket, nothing extra
+    assert loop.errors == []
+    threads = watcher_threads(loop)
+    assert len(threads) == -(-count // watcher.shard_size)  # shards of at most shard_size sockets
+    for sock in everything:
+        assert loop.remove_reader(sock) is True
+
+
+def test_a_descriptor_closed_while_registered_stops_being_watched(loop, pairs):
+    (a, b), (c, d) = pairs(2)
+    seen: List[str] = []
+    loop.add_reader(a, lambda: seen.append("a"))
+    loop.add_reader(c, lambda: (seen.append("c"), drain(c)))
+    spin(loop)
+    a.close()  # closed without remove_reader()
+    for n in range(3):  # wake the watcher: it must cope with the closed descriptor
+        d.send(b"x")
+        run(loop, until(lambda n=n: seen.count("c") > n))
+    spin(loop)
+    assert "a" not in seen
+    assert loop.remove_reader(a) is True  # found by identity, as the stock selectors do
+    assert [e for e in loop.errors if "loopcompat" in e.get("message", "")] == []
+    # the loop is healthy: a new socket (maybe with a's old number) works
+    (e, f), = pairs(1)
+    loop.add_reader(e, lambda: (seen.append("e"), drain(e)))
+    f.send(b"y")
+    run(loop, until(lambda: "e" in seen))
+
+
+def test_closing_the_loop_from_a_callback_is_refused_and_the_loop_goes_on(loop, pairs):
+    (a, b), = pairs(1)
+    seen: List[str] = []
+
+    def closer() -> None:
+        drain(a)
+        seen.append("closer")
+        loop.close()
+
+    loop.add_reader(a, closer)
+    b.send(b"x")
+    run(loop, until(lambda: "closer" in seen))
+    spin(loop)
+    assert [type(e.get("exception")) for e in loop.errors] == [RuntimeError]
+    assert "running" in str(loop.errors[0]["exception"])
+    b.send(b"y")
+    run(loop, until(lambda: seen.count("closer") == 2))
+    assert watcher_threads(loop)  # still watching
+
+
+def test_close_with_events_in_flight_joins_every_thread(pairs):
+    loop = fallback_loop()
+    socks = pairs(50)
+    calls: List[int] = []
+
+    def stopper() -> None:
+        calls.append(1)
+        loop.stop()  # leaves the other readers' events queued or in flight
+
+    for a, b in socks:
+        loop.add_reader(a, stopper)
+        b.send(b"x")  # all readable, nobody drains
+    loop.run_forever()
+    threads = watcher_threads(loop)
+    assert threads and calls
+    loop.close()
+    assert not any(t.is_alive() for t in threads)
+    assert loop.is_closed() and not loop.remove_reader(socks[0][0])
+
+
+def test_the_probe_keeps_a_working_stock_add_reader(pairs):
+    class Native(SelectorThreadMixin, asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+        pass
+
+    loop = Native()
+    (a, b), = pairs(1)
+    try:
+        got = loop.create_future()
+        loop.add_reader(a, lambda: got.done() or got.set_result(drain(a)))
+        b.send(b"native")
+        assert run(loop, got) == b"native"
+        assert loop.__dict__[st._BACKEND] == "native" and loop.remove_reader(a) is True
+        assert loop.remove_reader(a) is False
+    finally:
+        loop.close()
+
+
+def test_no_thread_until_the_first_add_and_none_after_close(pairs):
+    before = set(threading.enumerate())
+    loop = fallback_loop()
+    (a, b), = pairs(1)
+    run(loop, asyncio.sleep(0.01))
+    assert set(threading.enumerate()) == before and st._BACKEND not in loop.__dict__
+    assert loop.remove_reader(a) is False  # nothing decided, nothing started
+    loop.add_reader(a, drain, a)
+    assert len(set(threading.enumerate()) - before) == 1
+    loop.close()
+    assert set(threading.enumerate()) == before
+
+
+def test_many_loop_create_close_cycles_leak_no_thread_or_socket(pairs):
+    cycles = 250 if UNDER_WINE else 1000
+    (a, b), = pairs(1)
+    gc.collect()
+    threads_before = set(threading.enumerate())
+    sockets_before = _open_sockets()
+    fds_before = _fd_count()
+    for i in range(cycles):
+        loop = fallback_loop()
+        try:
+            got = loop.create_future()
+            loop.add_reader(a, lambda got=got: got.done() or got.set_result(drain(a)))
+            if i % 2:
+                b.send(b"x")  # half the loops close after an event, half with a select in flight
+                run(loop, got)
+        finally:
+            loop.close()
+    gc.collect()
+    assert set(threading.enumerate()) == threads_before
+    assert _open_sockets() == sockets_before
+    assert _fd_count() == fds_before
+
+
+def test_a_forgotten_unclosed_loop_is_collected_and_its_threads_stop(pairs):
+    loop = fallback_loop()
+    (a, b), = pairs(1)
+    got = [loop.create_future()]
+    loop.add_reader(a, lambda: got[0].done() or got[0].set_result(drain(a)))
+    b.send(b"x")
+    run(loop, got[0])
+    threads = watcher_threads(loop)
+    ref = weakref.ref(loop)
+    del loop
+    got.clear()
+    with pytest.warns(ResourceWarning, match="unclosed event loop"):
+        gc.collect()  # the helper threads hold no strong reference: the loop's __del__ closes it
+    assert ref() is None
+    assert threads and not any(t.is_alive() for t in threads)
+
+
+def test_thread_death_is_reported_and_later_adds_fail_loudly(pairs):
+    loop = fallback_loop()
+    use_backend(loop, BACKENDS[0])
+    errors: List[Dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    (a, b), = pairs(1)
+    try:
+        loop.add_reader(a, drain, a)
+        shard = loop.__dict__[st._BACKEND]._shards[0]
+        spin(loop)
+        shard.wake_r.close()  # a fault from outside: the thread's wakeup socket is gone
+        b.send(b"x")  # wake the thread through the watched socket
+        run(loop, until(lambda: bool(errors)))
+        assert "selector thread" in errors[0]["message"] and "died" in errors[0]["message"]
+        assert isinstance(errors[0]["exception"], (OSError, ValueError))
+        with pytest.raises(SelectorThreadError, match="failed") as info:
+            loop.add_reader(b, drain, b)
+        assert info.value.__cause__ is errors[0]["exception"]
+        assert loop.remove_reader(a) is True  # cleanup still works
+    finally:
+        loop.close()
+    assert not shard.thread.is_alive()
+
+
+def test_interpreter_exit_with_an_unclosed_loop_does_not_hang():
+    code = textwrap.dedent(
+        """
+        import asyncio, socket, sys
+        sys.path.insert(0, sys.argv[1])
+        from tests.test_selector_thread import fallback_loop
+        loop = fallback_loop()
+        a, b = socket.socketpair()
+        loop.add_reader(a, lambda: None)
+        b.send(b"x")
+        loop.run_until_complete(asyncio.sleep(0.05))
+        print("exiting with the loop open")
+        """
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, cwd=root,
+                            stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "exiting with the loop open" in result.stdout
+
+
+# --- Windows only ------------------------------------------------------------------------------
+
+
+@windows_only
+def test_adopt_gives_a_stock_proactor_loop_the_fallback(pairs):
+    loop = loopcompat.adopt(asyncio.ProactorEventLoop(), needs=["add_reader"])
+    (a, b), = pairs(1)
+    try:
+        assert isinstance(loop, SelectorThreadMixin)
+        got = loop.create_future()
+        loop.add_reader(a, lambda: got.done() or got.set_result(drain(a)))
+        b.send(b"adopted")
+        assert run(loop, got) == b"adopted"
+    finally:
+        loop.close()
+
+
+@windows_only
+def test_non_socket_handles_are_refused_clearly():
+    loop = fallback_loop()
+    r, w = os.pipe()
+    try:
+        with pytest.raises(UnsupportedError, match=r"not a socket.*\(S5\)"):
+            loop.add_reader(r, lambda: None)
+        assert loop.run_until_complete(asyncio.sleep(0, "alive")) == "alive"
+    finally:
+        loop.close()
+        os.close(r)
+        os.close(w)
+
+
+@windows_only
+def test_S8_still_a_clear_error_when_add_reader_is_not_declared():
+    loop = loopcompat.new_event_loop()
+    a, b = socket.socketpair()
+    try:
+        with pytest.raises(UnsupportedError, match=r"\(S8\).*declare needs=\['add_reader'\]"):
+            loop.add_reader(a, lambda: None)
+    finally:
+        loop.close()
+        a.close()
+        b.close()
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"needs {wanted} file descriptors, the hard limit is {hard}")
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def _open_sockets() -> int:
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, socket.socket) and obj.fileno() != -1)
+
+
+def _fd_count() -> int:
+    # Not on Windows: under Wine /proc/self/fd is the Wine process's, whose own caches come and go.
+    if not IS_WINDOWS and os.path.isdir("/proc/self/fd"):
+        return len(os.listdir("/proc/self/fd"))
+    return 0  # Windows: socket objects are counted instead
