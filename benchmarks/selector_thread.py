@@ -37,7 +37,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -117,6 +117,7 @@ def backends() -> Dict[str, Callable[[], Made]]:
     default = st._default_watcher(probe)
     default.close()
     probe.close()
+    default.release()
     if not isinstance(default, st.ThreadWatcher):
         result["loopcompat-thread"] = make_loopcompat_thread
     try:
@@ -136,20 +137,18 @@ async def _busy(stop: asyncio.Event) -> None:
         await asyncio.sleep(0)
 
 
-def measure(make: Callable[[], Made], idle: int, busy: bool, rounds: int) -> Optional[Tuple[List[float], float]]:
+def measure(make: Callable[[], Made], idle_sockets: List[socket.socket], busy: bool, rounds: int,
+            ) -> Optional[Tuple[List[float], float]]:
     """Round-trip latencies (seconds) and total seconds, or None when the backend failed."""
     target, loop, cleanup = make()
-    sockets: List[socket.socket] = []
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    registered: List[socket.socket] = []
     try:
-        for _ in range(idle // 2):
-            x, y = socket.socketpair()
-            sockets += [x, y]
-        a, b = socket.socketpair()
-        sockets += [a, b]
-        for sock in sockets:
-            sock.setblocking(False)
-        for sock in sockets[:-2]:
-            target.add_reader(sock, lambda: None)
+        for sock in idle_sockets:
+            target.add_reader(sock, _idle)
+            registered.append(sock)
         latencies: List[float] = []
         done = loop.create_future()
         sent = [0.0]
@@ -177,38 +176,46 @@ def measure(make: Callable[[], Made], idle: int, busy: bool, rounds: int) -> Opt
 
         target.add_reader(a, echo)
         target.add_reader(b, back)
+        registered += [a, b]
 
         async def main() -> float:
             stop = asyncio.Event()
             burner = asyncio.ensure_future(_busy(stop)) if busy else None
-            await asyncio.sleep(0.05)  # let every watcher settle
-            started[0] = sent[0] = time.perf_counter()
-            b.send(b"p")
             try:
+                await asyncio.sleep(0.02)  # let every watcher settle
+                started[0] = sent[0] = time.perf_counter()
+                b.send(b"p")
                 await asyncio.wait_for(done, DEADLINE + 10)
+                return time.perf_counter() - started[0]
             finally:
                 stop.set()
                 if burner is not None:
                     await burner
-            return time.perf_counter() - started[0]
 
         try:
             elapsed = loop.run_until_complete(main())
         except (OSError, ValueError, asyncio.TimeoutError) as exc:
             print(f"  failed: {exc!r}", file=sys.stderr)
             return None
-        for sock in sockets:
-            target.remove_reader(sock)
         return latencies, elapsed
     except (OSError, ValueError) as exc:
         print(f"  failed: {exc!r}", file=sys.stderr)
         return None
     finally:
         try:
+            for sock in registered:
+                target.remove_reader(sock)
+        except Exception:  # noqa: BLE001 - a broken backend may refuse; the loop is closed next
+            pass
+        try:
             cleanup()
         finally:
-            for sock in sockets:
-                sock.close()
+            a.close()
+            b.close()
+
+
+def _idle() -> None:
+    pass
 
 
 def p99(samples: List[float]) -> float:
@@ -218,37 +225,59 @@ def p99(samples: List[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2000, help="round trips per idle cell")
-    parser.add_argument("--busy-rounds", type=int, default=300, help="round trips per busy cell")
+    parser.add_argument("--rounds", type=int, default=2000, help="round trips per idle cell and backend")
+    parser.add_argument("--busy-rounds", type=int, default=300, help="round trips per busy cell and backend")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating batches per cell")
     parser.add_argument("--sizes", default="0,100,500,2000", help="idle registered sockets")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     chosen = backends()
+    for make in chosen.values():
+        make()[2]()  # warm-up: imports, first loop
     rows: List[List[object]] = []
     for busy in (False, True):
         for size in sizes:
-            native_median: Optional[float] = None
-            for name, make in chosen.items():
-                print(f"{name}: {size} idle sockets, {'busy' if busy else 'idle'} loop", file=sys.stderr, flush=True)
-                make()[2]()  # warm-up: imports, first thread
-                result = measure(make, size, busy, args.busy_rounds if busy else args.rounds)
-                load = "busy 1 ms" if busy else "idle"
-                if result is None or not result[0]:
-                    rows.append([name, size, load, "fails", "", "", ""])
+            pairs = [socket.socketpair() for _ in range(size // 2)]
+            idle_sockets = [sock for pair in pairs for sock in pair]
+            samples: Dict[str, List[float]] = {name: [] for name in chosen}
+            elapsed: Dict[str, float] = {name: 0.0 for name in chosen}
+            failed: Set[str] = set()
+            rounds = max(1, (args.busy_rounds if busy else args.rounds) // args.repeats)
+            names = list(chosen)
+            for repeat in range(args.repeats):
+                # Alternate the order so that drift on a shared machine hits every backend alike.
+                for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+                    if name in failed:
+                        continue
+                    print(f"{name}: {size} idle sockets, {'busy' if busy else 'idle'} loop, batch {repeat + 1}",
+                          file=sys.stderr, flush=True)
+                    result = measure(chosen[name], idle_sockets, busy, rounds)
+                    if result is None or not result[0]:
+                        failed.add(name)
+                        continue
+                    samples[name] += result[0]
+                    elapsed[name] += result[1]
+            for sock in idle_sockets:
+                sock.close()
+            load = "busy 1 ms" if busy else "idle"
+            native = statistics.median(samples["native"]) if "native" not in failed else None
+            for name in names:
+                if name in failed:
+                    reason = "fails (select(): 512 sockets)" if WINDOWS and size > 500 else "fails"
+                    rows.append([name, size, load, reason, "", "", ""])
                     continue
-                latencies, elapsed = result
-                median = statistics.median(latencies)
-                if name == "native":
-                    native_median = median
-                ratio = f"{median / native_median:.2f}x" if native_median else "n/a"
-                rows.append([name, size, load, f"{median * 1e6:,.0f}", f"{p99(latencies) * 1e6:,.0f}",
-                             f"{len(latencies) / elapsed:,.0f}", ratio])
+                median = statistics.median(samples[name])
+                ratio = f"{median / native:.2f}x" if native else "n/a"
+                rows.append([name, size, load, f"{median * 1e6:,.0f}", f"{p99(samples[name]) * 1e6:,.0f}",
+                             f"{len(samples[name]) / elapsed[name]:,.0f}", ratio])
     fallback = _fallback_loop()
     watcher = st._default_watcher(fallback)
     described = f"{type(fallback).__name__} + {type(watcher).__name__}"
     watcher.close()
     fallback.close()
-    print(f"## add_reader round trips ({machine()}; loopcompat: {described})\n")
+    watcher.release()
+    print(f"## add_reader round trips ({machine()}; loopcompat: {described}; "
+          f"{args.repeats} alternating batches per cell)\n")
     print(table(["backend", "idle sockets", "loop", "median us", "p99 us", "round trips/s", "median vs native"], rows))
 
 

@@ -9,45 +9,53 @@ Some facts about the world this module lives in:
   readiness callbacks.
 * Readiness on Windows sockets comes from select() (sockets only, at most
   512 per call: FD_SETSIZE is 64 in the SDK and CPython raises it to 512),
-  from WSAPoll(), or from the AFD driver that both are built on.
+  from WSAPoll(), or from the AFD driver request both are built on.
 * A Python thread that learns of readiness must take the GIL to tell the
   loop. A loop that is busy in short CPU chunks releases and retakes the GIL
   around every zero-timeout poll, so the GIL's "drop request" (which needs
   five quiet milliseconds) never fires, and the waiting thread only gets the
   GIL when it happens to win a race: tornado's selector thread, measured in
-  issue 9, fell to about one round trip per second with a 7.4 s p99. The
-  fewer times per event a helper thread has to take the GIL, the rarer that
-  race.
+  issue 9, fell to about one round trip per second with a 7.4 s p99. No
+  design with a helper thread escapes that race entirely; it can only need
+  the GIL less often.
 
-So this module keeps the loop thread's part small and lets helper threads
-run without the loop's help:
+Two watchers serve the four methods, behind one loop-side registry
+(:class:`Watcher`) with the stock selector loop's semantics:
 
-* **Sharding.** Registered sockets are spread over shards of at most
-  :data:`SHARD_SIZE` (500: Windows' select() takes 512, one slot is the wakeup
-  socket). Each shard is one daemon thread blocked in select() (poll() where
-  the OS has it, which has no FD_SETSIZE limit on descriptor values) on its own
-  sockets only, so 2,000 sockets are four threads and an event costs a select
-  over at most 500 sockets however many are registered.
-* **Incremental sets.** A shard keeps its fd lists and edits them in place
-  (O(1) per change); it never rebuilds them from the registry per event.
-* **Level-triggered without a round trip per event.** A ready socket is taken
-  out of its shard's set (so the thread does not spin on it) and handed to the
-  loop in a batch; the loop runs the callbacks as ordinary Handles, then sends
-  the shard one "re-arm" command per batch. The shard keeps watching every
-  other socket meanwhile: nothing waits for the loop unless it is that very
-  socket's turn.
-* **One wakeup per batch, only when needed.** Threads hand events over through
-  a deque and call call_soon_threadsafe() only when no drain is already
-  scheduled; the loop writes a shard's wakeup socket only when no wakeup byte
-  is already pending. The wakeup is a socket pair because Windows select()
-  can wait on sockets only (no pipes, no events).
+* :class:`AfdWatcher`, the default on the IOCP proactor loop: one
+  IOCTL_AFD_POLL request per registered socket, completing on the loop's own
+  completion port (see the comment above it). No thread, no 512 cap, no
+  per-event rebuild; a readiness event reaches its callback in the same loop
+  iteration, as on the selector loop.
+* :class:`ThreadWatcher`, everywhere else (and should the AFD device be
+  unavailable):
 
-The backend is chosen by probing: if the stock add_reader works (a Python
-that gains native support), the native method is used and no thread is ever
-started. No thread exists before the first add_reader/add_writer; close()
-stops and joins every thread and closes its sockets; threads are daemons and
-an atexit hook stops the threads of loops nobody closed, so the interpreter
-never hangs at exit.
+  - **Sharding.** Registered sockets are spread over shards of at most
+    :data:`SHARD_SIZE` (500: Windows' select() takes 512, one slot is the
+    wakeup socket). Each shard is one daemon thread blocked in select()
+    (poll() where the OS has it, which has no FD_SETSIZE limit on descriptor
+    values) on its own sockets only, so 2,000 sockets are four threads and an
+    event costs a select over at most 500 sockets however many are registered.
+  - **Incremental sets.** A shard edits its fd lists in place (O(1) per
+    change); it never rebuilds them from the registry per event.
+  - **Level-triggered without a round trip per event.** A ready socket is
+    taken out of its shard's set (so the thread does not spin on it) and handed
+    to the loop in a batch; the loop runs the callbacks, then sends the shard
+    one "re-arm" command per batch. The shard keeps watching every other
+    socket meanwhile: the thread never waits for the loop, so it needs the GIL
+    once per batch on the way in and once per re-arm, never for a handshake.
+  - **Wakeups only when needed.** Threads hand events over through a deque
+    and call call_soon_threadsafe() only when no drain is already scheduled;
+    the loop writes a shard's wakeup socket only when no wakeup byte is
+    pending. The wakeup is a socket pair because Windows select() can wait on
+    sockets only (no pipes, no events).
+
+The watcher is chosen by probing: if the stock add_reader works (a Python
+that gains native support), the native method is used and nothing is
+started. Nothing exists before the first add_reader/add_writer; close()
+cancels every poll, or stops and joins every thread and closes its sockets;
+threads are daemons, hold their loop only weakly, and an atexit hook stops
+the threads of loops nobody closed, so the interpreter never hangs at exit.
 """
 
 from __future__ import annotations
@@ -213,8 +221,8 @@ class Watcher:
 
     # -- events -----------------------------------------------------------------------------------
 
-    def _dispatch(self, loop: Any, entry: _Entry, bits: int) -> None:
-        """Queue the callbacks of a ready entry, exactly as the stock selector loop does."""
+    def _dispatch(self, loop: Any, entry: _Entry, bits: int, now: bool = False) -> None:
+        """Queue (or, with ``now``, run) the callbacks of a ready entry, as the stock selector loop does."""
         fileobj = entry.fileobj
         if not isinstance(fileobj, int) and fileobj.fileno() < 0:
             # A socket object closed while registered (some OSes report the
@@ -225,11 +233,18 @@ class Watcher:
         if bits & READ and reader is not None:
             if reader._cancelled:  # cancelled through the Handle: the stock loop unregisters
                 self.remove(entry.fd, READ)
+            elif now:
+                reader._run()  # the Handle reports exceptions to the loop's handler
             else:
                 loop._add_callback(reader)
         if bits & WRITE and writer is not None:
-            if writer._cancelled:
+            writer = entry.writer  # (the reader may have replaced or removed it)
+            if writer is None:
+                pass
+            elif writer._cancelled:
                 self.remove(entry.fd, WRITE)
+            elif now:
+                writer._run()
             else:
                 loop._add_callback(writer)
 
@@ -265,6 +280,9 @@ class Watcher:
 
     def _shutdown(self) -> None:
         raise NotImplementedError
+
+    def release(self) -> None:
+        """After the loop itself has closed: free what had to outlive it (default: nothing)."""
 
     def close(self) -> None:
         """Stop watching everything and release every thread and socket (loop thread, loop not running)."""
@@ -587,34 +605,37 @@ class ThreadWatcher(Watcher):
         return shard
 
     def _drain(self) -> None:
-        """Run on the loop: queue the callbacks of every posted event, then one re-arm per batch."""
+        """Run on the loop: run the callbacks of every posted event, then re-arm them, one command per shard.
+
+        The callbacks run right here, each through its own Handle (the caller's
+        context, exceptions to the loop's handler), rather than queued for the
+        next iteration: under a loop busy in CPU chunks an iteration is a chunk,
+        and the event has already waited one to reach this drain.
+        """
         self._drain_scheduled = False  # first: a post racing with this drain schedules another
         loop: Any = self._loop_ref()
         if loop is None or self.closed:
             return
         rearm: Dict[_Shard, List[Tuple[int, int]]] = {}
-        while self._events:
-            shard, batch = self._events.popleft()
-            for fd, bits in batch:
-                entry = self._entries.get(fd)
-                if bits & CLOSED:
-                    if entry is not None and entry.slot is shard:
-                        entry.closed = True
-                    continue
-                rearm.setdefault(shard, []).append((fd, bits))
-                if entry is not None and entry.slot is shard and not entry.closed:
-                    self._dispatch(loop, entry, bits)
-        if rearm:
-            # Queued after the callbacks just queued: the shard watches these
-            # descriptors again only once their callbacks have run.
-            loop._add_callback(events.Handle(self._rearm, (rearm,), loop, None))
-
-    def _rearm(self, rearm: Dict[_Shard, List[Tuple[int, int]]]) -> None:
-        if self.closed:
-            return
-        for shard, batch in rearm.items():
-            if not shard.stopping:
-                shard.send(("rearm", batch))
+        try:
+            while self._events:
+                shard, batch = self._events.popleft()
+                items = rearm.setdefault(shard, [])
+                items.extend(event for event in batch if not event[1] & CLOSED)
+                for fd, bits in batch:
+                    entry = self._entries.get(fd)
+                    if bits & CLOSED:
+                        if entry is not None and entry.slot is shard:
+                            entry.closed = True
+                    elif entry is not None and entry.slot is shard and not entry.closed:
+                        self._dispatch(loop, entry, bits, now=True)
+        finally:
+            # Even if a callback raised SystemExit/KeyboardInterrupt: events not
+            # run yet are re-armed and, level-triggered, come back.
+            if not self.closed:
+                for shard, items in rearm.items():
+                    if items and not shard.stopping:
+                        shard.send(("rearm", items))
 
     def _shutdown(self) -> None:
         stuck = self._stop_threads(JOIN_TIMEOUT)
@@ -650,6 +671,329 @@ class ThreadWatcher(Watcher):
                 shard.stopping = True
             finally:
                 del loop
+
+
+# --- the AFD backend (Windows' IOCP proactor loop) ----------------------------------------------
+#
+# Some facts about AFD, the driver under every Winsock socket:
+#
+# * select() and WSAPoll() are built on one request, IOCTL_AFD_POLL, sent to
+#   the driver (\Device\Afd). Sent as overlapped I/O, it completes when one of
+#   the requested conditions holds on the socket (or at once if one holds
+#   already), and the completion is queued on whichever I/O completion port
+#   the handle it was sent through is associated with. libuv, wepoll (hence
+#   ZeroMQ and mio) and trio are built on it; it is not in the SDK headers,
+#   but it has been stable since Windows XP and Wine implements it.
+# * So a readiness poll can complete on the proactor loop's own completion
+#   port: the loop thread dequeues it in GetQueuedCompletionStatus() like any
+#   other I/O. No helper thread, no GIL to win, no wakeup socket, no 512 cap,
+#   and nothing is rebuilt per event: one small request per registered socket.
+# * A poll is one-shot and level-triggered: resubmitted after the callback has
+#   run, it completes at once if the socket is still ready. That is exactly
+#   the stock selector loop's contract (a callback per loop iteration while
+#   ready), with no extra work when the callback drained the socket.
+# * The proactor dispatches a completion by the OVERLAPPED address it carries:
+#   IocpProactor._cache maps address -> (future, overlapped, object, callback)
+#   and calls callback() inside its own poll, before the loop runs its ready
+#   queue. Each registered socket owns one OVERLAPPED + AFD_POLL_INFO block and
+#   one cache entry while a poll is in flight; close() cancels them and the
+#   proactor's own close() waits for the cancellations to complete, so Windows
+#   never writes into freed memory.
+
+_IOCTL_AFD_POLL = 0x00012024
+_AFD_POLL_RECEIVE = 0x0001
+_AFD_POLL_SEND = 0x0004
+_AFD_POLL_DISCONNECT = 0x0008
+_AFD_POLL_ABORT = 0x0010
+_AFD_POLL_LOCAL_CLOSE = 0x0020
+_AFD_POLL_ACCEPT = 0x0080
+_AFD_POLL_CONNECT_FAIL = 0x0100
+# What makes a socket readable / writable for select(): data, a pending
+# connection or the peer's FIN; room to send. A reset or a failed connect
+# wakes both sides, as epoll's EPOLLERR/EPOLLHUP do on the stock Linux loop.
+_AFD_READ = _AFD_POLL_RECEIVE | _AFD_POLL_ACCEPT | _AFD_POLL_DISCONNECT | _AFD_POLL_ABORT | _AFD_POLL_CONNECT_FAIL
+_AFD_WRITE = _AFD_POLL_SEND | _AFD_POLL_ABORT | _AFD_POLL_CONNECT_FAIL
+_STATUS_SUCCESS = 0
+_STATUS_CANCELLED = 0xC0000120
+_ERROR_IO_PENDING = 997
+_ERROR_NOT_FOUND = 1168
+# WSAIoctl codes for the socket's base provider handle, in the order wepoll
+# tries them: layered service providers may wrap the handle AFD knows.
+_SIO_BASE_HANDLE = 0x48000022
+_SIO_BSP_HANDLE_POLL = 0x4800001D
+_SIO_BSP_HANDLE_SELECT = 0x4800001C
+_AFD_DEVICE = "\\\\.\\GLOBALROOT\\Device\\Afd\\loopcompat"
+
+_win32: Any = None  # the ctypes bindings, made on first use (Windows only)
+
+
+def _bindings() -> Any:
+    global _win32
+    if _win32 is None:
+        import ctypes
+        from ctypes import wintypes
+
+        class OVERLAPPED(ctypes.Structure):
+            _fields_ = [("Internal", ctypes.c_size_t), ("InternalHigh", ctypes.c_size_t),
+                        ("Offset", wintypes.DWORD), ("OffsetHigh", wintypes.DWORD), ("hEvent", wintypes.HANDLE)]
+
+        class AFD_POLL_HANDLE_INFO(ctypes.Structure):
+            _fields_ = [("Handle", wintypes.HANDLE), ("Events", wintypes.ULONG), ("Status", wintypes.LONG)]
+
+        class AFD_POLL_INFO(ctypes.Structure):
+            _fields_ = [("Timeout", ctypes.c_int64), ("NumberOfHandles", wintypes.ULONG),
+                        ("Exclusive", wintypes.ULONG), ("Handles", AFD_POLL_HANDLE_INFO * 1)]
+
+        class POLL_BLOCK(ctypes.Structure):
+            # One allocation per socket: the OVERLAPPED first, so its address is the block's.
+            _fields_ = [("overlapped", OVERLAPPED), ("info", AFD_POLL_INFO)]
+
+        # Private WinDLL objects: argtypes set here cannot clash with anyone's ctypes.windll.
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+        ws2_32 = ctypes.WinDLL("ws2_32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+        kernel32.CreateFileW.argtypes = [wintypes.LPCWSTR, wintypes.DWORD, wintypes.DWORD, ctypes.c_void_p,
+                                         wintypes.DWORD, wintypes.DWORD, wintypes.HANDLE]
+        kernel32.CreateFileW.restype = wintypes.HANDLE
+        kernel32.CreateIoCompletionPort.argtypes = [wintypes.HANDLE, wintypes.HANDLE, ctypes.c_size_t, wintypes.DWORD]
+        kernel32.CreateIoCompletionPort.restype = wintypes.HANDLE
+        kernel32.DeviceIoControl.argtypes = [wintypes.HANDLE, wintypes.DWORD, ctypes.c_void_p, wintypes.DWORD,
+                                             ctypes.c_void_p, wintypes.DWORD, ctypes.c_void_p, ctypes.c_void_p]
+        kernel32.DeviceIoControl.restype = wintypes.BOOL
+        kernel32.CancelIoEx.argtypes = [wintypes.HANDLE, ctypes.c_void_p]
+        kernel32.CancelIoEx.restype = wintypes.BOOL
+        kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
+        kernel32.CloseHandle.restype = wintypes.BOOL
+        ws2_32.WSAIoctl.argtypes = [ctypes.c_size_t, wintypes.DWORD, ctypes.c_void_p, wintypes.DWORD, ctypes.c_void_p,
+                                    wintypes.DWORD, ctypes.POINTER(wintypes.DWORD), ctypes.c_void_p, ctypes.c_void_p]
+        ws2_32.WSAIoctl.restype = ctypes.c_int
+
+        class Bindings:
+            pass
+
+        bindings = Bindings()
+        bindings.ctypes = ctypes  # type: ignore[attr-defined]
+        bindings.wintypes = wintypes  # type: ignore[attr-defined]
+        bindings.kernel32 = kernel32  # type: ignore[attr-defined]
+        bindings.ws2_32 = ws2_32  # type: ignore[attr-defined]
+        bindings.POLL_BLOCK = POLL_BLOCK  # type: ignore[attr-defined]
+        _win32 = bindings
+    return _win32
+
+
+def _base_handle(fd: int) -> int:
+    """The handle AFD knows for socket ``fd`` (through any layered providers)."""
+    w = _bindings()
+    out = w.ctypes.c_size_t()
+    size = w.wintypes.DWORD()
+    for code in (_SIO_BASE_HANDLE, _SIO_BSP_HANDLE_POLL, _SIO_BSP_HANDLE_SELECT):
+        if w.ws2_32.WSAIoctl(fd, code, None, 0, w.ctypes.byref(out), w.ctypes.sizeof(out), w.ctypes.byref(size),
+                             None, None) == 0 and out.value:
+            return int(out.value)
+    return fd
+
+
+class _AfdPoll:
+    """One registered socket's poll: its request block, and its slot in the proactor's cache.
+
+    It stands in for the future in ``IocpProactor._cache``: the proactor calls
+    ``done()``, then ``complete()`` (our callback) and ``set_result()`` when
+    the poll completes, and ``cancel()`` when it closes with the poll in flight.
+    """
+
+    __slots__ = ("watcher", "entry", "block", "address", "base", "pending", "mask", "cancelling", "rearming",
+                 "rearm", "__weakref__")
+
+    _source_traceback = None  # read by IocpProactor.close() when a cancel fails
+
+    def __init__(self, watcher: "AfdWatcher", entry: _Entry, loop: Any) -> None:
+        w = _bindings()
+        self.watcher = watcher
+        self.entry: Optional[_Entry] = entry
+        self.block = w.POLL_BLOCK()
+        self.address: int = w.ctypes.addressof(self.block)
+        self.base = _base_handle(entry.fd)
+        self.pending = False  # a request is in flight (and in the proactor's cache)
+        self.mask = 0  # the AFD events of the request in flight
+        self.cancelling = False
+        self.rearming = False  # callbacks queued; resubmit once they have run
+        self.rearm = events.Handle(watcher._rearm, (self,), loop, None)
+
+    # -- the future protocol IocpProactor uses ------------------------------------------------------
+
+    def done(self) -> bool:
+        return False  # so the proactor always calls complete()
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, value: Any) -> None:
+        pass
+
+    def set_exception(self, exc: BaseException) -> None:  # complete() raises nothing
+        pass
+
+    def cancel(self, msg: Any = None) -> bool:
+        self.watcher._cancel(self)
+        return True
+
+    def complete(self, transferred: Any, key: Any, ov: Any) -> None:
+        self.watcher._completed(self)
+
+
+class AfdWatcher(Watcher):
+    """Readiness from IOCTL_AFD_POLL requests completing on the proactor's own completion port."""
+
+    name = "afd"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        proactor = getattr(loop, "_proactor", None)
+        iocp = getattr(proactor, "_iocp", None)
+        if iocp is None or not isinstance(getattr(proactor, "_cache", None), dict):
+            raise OSError("not an IocpProactor loop: AFD polls need its completion port and cache")
+        w = _bindings()
+        # SYNCHRONIZE access, FILE_SHARE_READ | FILE_SHARE_WRITE, OPEN_EXISTING, FILE_FLAG_OVERLAPPED
+        handle = w.kernel32.CreateFileW(_AFD_DEVICE, 0x00100000, 3, None, 3, 0x40000000, None)
+        if not handle or handle == w.ctypes.c_void_p(-1).value:
+            raise w.ctypes.WinError(w.ctypes.get_last_error())
+        if not w.kernel32.CreateIoCompletionPort(handle, iocp, 0, 0):
+            error = w.ctypes.get_last_error()
+            w.kernel32.CloseHandle(handle)
+            raise w.ctypes.WinError(error)
+        self._afd: Optional[int] = handle
+        self._proactor = proactor
+        self._cache: Dict[int, Any] = proactor._cache  # type: ignore[union-attr]
+        self._polls: "weakref.WeakSet[_AfdPoll]" = weakref.WeakSet()
+
+    @staticmethod
+    def _mask(bits: int) -> int:
+        return ((_AFD_READ if bits & READ else 0) | (_AFD_WRITE if bits & WRITE else 0)) | _AFD_POLL_LOCAL_CLOSE
+
+    # -- loop thread: registrations --------------------------------------------------------------
+
+    def _changed(self, entry: _Entry) -> None:
+        poll = entry.slot
+        if poll is None:
+            poll = entry.slot = _AfdPoll(self, entry, self._loop_ref())
+            self._polls.add(poll)
+        if poll.pending:
+            if poll.mask != self._mask(entry.bits) and not poll.cancelling:
+                self._cancel(poll)  # its completion resubmits with the new interest
+        elif not poll.rearming:
+            self._submit(poll)
+
+    def _forget(self, entry: _Entry) -> None:
+        poll = entry.slot
+        if poll is not None:
+            entry.slot = None
+            poll.entry = None
+            if poll.pending and not poll.cancelling:
+                self._cancel(poll)
+
+    def _submit(self, poll: _AfdPoll) -> None:
+        """Send the poll request (raises OSError when Windows refuses it)."""
+        assert poll.entry is not None and self._afd is not None
+        w = _bindings()
+        block = poll.block
+        mask = self._mask(poll.entry.bits)
+        block.overlapped.Internal = 0x103  # STATUS_PENDING, as DeviceIoControl would set
+        block.overlapped.InternalHigh = 0
+        info = block.info
+        info.Timeout = 0x7FFFFFFFFFFFFFFF
+        info.NumberOfHandles = 1
+        info.Exclusive = 0
+        info.Handles[0].Handle = poll.base
+        info.Handles[0].Events = mask
+        info.Handles[0].Status = 0
+        info_address = poll.address + type(block).info.offset
+        info_size = w.ctypes.sizeof(info)
+        # In the cache first: the completion is only dequeued by this thread, later.
+        self._cache[poll.address] = (poll, poll, poll.entry.fileobj, poll.complete)
+        ok = w.kernel32.DeviceIoControl(self._afd, _IOCTL_AFD_POLL, info_address, info_size, info_address, info_size,
+                                        None, poll.address)
+        if not ok:
+            error = w.ctypes.get_last_error()
+            if error != _ERROR_IO_PENDING:
+                del self._cache[poll.address]  # refused: no completion will come
+                raise w.ctypes.WinError(error)
+        # (Completed at once or not, the completion is queued on the port.)
+        poll.pending = True
+        poll.mask = mask
+        poll.cancelling = False
+
+    def _cancel(self, poll: _AfdPoll) -> None:
+        if not poll.pending or poll.cancelling or self._afd is None:
+            return
+        poll.cancelling = True
+        w = _bindings()
+        if not w.kernel32.CancelIoEx(self._afd, poll.address):
+            # ERROR_NOT_FOUND: it completed meanwhile; the completion is queued.
+            pass
+
+    # -- loop thread: completions, inside IocpProactor._poll() -------------------------------------
+
+    def _completed(self, poll: _AfdPoll) -> None:
+        poll.pending = False
+        poll.cancelling = False
+        entry = poll.entry
+        if entry is None or self.closed:
+            return
+        status = poll.block.overlapped.Internal & 0xFFFFFFFF
+        info = poll.block.info
+        happened = info.Handles[0].Events if status == _STATUS_SUCCESS and info.NumberOfHandles else 0
+        if happened & _AFD_POLL_LOCAL_CLOSE or status not in (_STATUS_SUCCESS, _STATUS_CANCELLED):
+            entry.closed = True  # the socket was closed while registered: stop watching it
+            return
+        bits = (READ if happened & _AFD_READ else 0) | (WRITE if happened & _AFD_WRITE else 0)
+        bits &= entry.bits
+        loop: Any = self._loop_ref()
+        if bits and loop is not None:
+            self._dispatch(loop, entry, bits)
+            if entry.slot is poll and not entry.closed:
+                # Queued after the callbacks: resubmitted once they have run.
+                poll.rearming = True
+                loop._add_callback(poll.rearm)
+            return
+        self._resubmit(poll)  # cancelled for a new interest, or an event nobody wants now
+
+    def _rearm(self, poll: _AfdPoll) -> None:
+        poll.rearming = False
+        if not self.closed:
+            self._resubmit(poll)
+
+    def _resubmit(self, poll: _AfdPoll) -> None:
+        entry = poll.entry
+        if entry is None or entry.closed or poll.pending or not entry.bits:
+            return
+        try:
+            self._submit(poll)
+        except OSError as exc:
+            fileobj = entry.fileobj
+            if isinstance(fileobj, int) or fileobj.fileno() < 0 or getattr(exc, "winerror", None) == 6:
+                entry.closed = True  # closed between two polls (ERROR_INVALID_HANDLE)
+            else:
+                entry.closed = True
+                loop = self._loop_ref()
+                if loop is not None:
+                    loop.call_exception_handler({
+                        "message": f"loopcompat selector_thread fallback: cannot poll {fileobj!r} any more; "
+                        "its add_reader/add_writer callbacks will not run again",
+                        "exception": exc,
+                    })
+
+    # -- close ---------------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        for poll in list(self._polls):
+            poll.entry = None
+            self._cancel(poll)
+        # The cancelled requests complete on the port: IocpProactor.close() waits
+        # for every cache entry, ours included, before it closes the port.
+
+    def release(self) -> None:
+        afd, self._afd = self._afd, None
+        if afd is not None:
+            _bindings().kernel32.CloseHandle(afd)
 
 
 # --- the mixin ---------------------------------------------------------------------------------
@@ -715,13 +1059,20 @@ class SelectorThreadMixin:
         if isinstance(backend, Watcher) and not self.is_running() and not self.is_closed():  # type: ignore[attr-defined]
             backend.close()
         super().close()  # type: ignore[misc]
+        if isinstance(backend, Watcher) and self.is_closed():  # type: ignore[attr-defined]
+            backend.release()
 
 
 # Watchers by name, for tests and benchmarks: "thread" always works.
-BACKENDS: Dict[str, Callable[[Any], Watcher]] = {"thread": ThreadWatcher}
-
-
 def _default_watcher(loop: Any) -> Watcher:
+    """AFD polls on the IOCP proactor loop; otherwise (or if the AFD device cannot be opened) threads."""
+    if _WINDOWS and hasattr(loop, "_proactor"):
+        try:
+            return AfdWatcher(loop)
+        except OSError as exc:
+            from asyncio.log import logger
+
+            logger.debug("loopcompat selector_thread fallback: AFD polling unavailable (%r); using threads", exc)
     return ThreadWatcher(loop)
 
 
