@@ -98,7 +98,12 @@ def check_wheel() -> Dict[str, object]:
     """Build the wheel once and check it carries the package, py.typed and the right metadata."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as out:
-        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, str(ROOT)],
+        # Build from a copy: setuptools writes loopcompat.egg-info into the source tree, and an
+        # egg-info on sys.path would register the pytest plugin's entry point in later test runs.
+        source = Path(out) / "src"
+        shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "*.egg-info", "build", "dist",
+                                                                    "__pycache__", ".venv*"))
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, str(source)],
                               stdin=subprocess.DEVNULL, capture_output=True, text=True)
         wheels = glob.glob(f"{out}/loopcompat-*.whl")
         problems = [] if proc.returncode == 0 and wheels else [proc.stderr.strip()[-2000:] or "no wheel built"]

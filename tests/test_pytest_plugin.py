@@ -25,12 +25,24 @@ PROBE = textwrap.dedent(
 )
 
 
+def _registered_by_entry_point() -> bool:
+    """True when loopcompat is installed as a distribution: pytest then loads the plugin itself."""
+    try:
+        from importlib.metadata import entry_points
+    except ImportError:  # pragma: no cover
+        return False
+    found = entry_points()
+    group = found.select(group="pytest11") if hasattr(found, "select") else found.get("pytest11", [])
+    return any(ep.name == "loopcompat" for ep in group)
+
+
 @pytest.fixture
 def run(pytester, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    load = [] if _registered_by_entry_point() else ["-p", "loopcompat._pytest_plugin"]
 
     def run(*args: str):
-        return pytester.runpytest_subprocess("-p", "loopcompat._pytest_plugin", "-s", *args)
+        return pytester.runpytest_subprocess(*load, "-s", *args)
 
     return run
 
