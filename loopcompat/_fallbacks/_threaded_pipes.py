@@ -15,7 +15,8 @@ Some facts about pipes on Windows, which this module is built around:
   thread per pipe end does exactly that and hands the result to the loop
   with ``call_soon_threadsafe``. Reads are up to 256 KiB, as on the POSIX
   loops; a batch the loop has not picked up yet is extended rather than
-  posted again, so a busy pipe costs one loop wake-up per batch, not per read.
+  posted again, so a busy pipe costs one loop wake-up per batch, not per
+  read, and a reader reads ahead at most 1 MiB of what the loop has not taken.
 * A thread blocked in ``ReadFile`` is stopped with ``CancelSynchronousIo``
   (Vista+), which makes the call fail with ERROR_OPERATION_ABORTED. Closing
   the handle is no substitute: Windows makes ``CloseHandle`` on a synchronous
@@ -43,6 +44,7 @@ import collections
 import errno
 import io
 import os
+import select
 import stat
 import sys
 import threading
@@ -278,15 +280,16 @@ if sys.platform == "win32":  # defined on Windows only (mypy checks it with --pl
                 self._interrupted = True
             # The thread may be between _enter() and the system call, where there is nothing to
             # cancel yet: try again until the call is cancelled or has returned by itself.
-            for _ in range(2000):
+            deadline = time.monotonic() + 2.0
+            while True:
                 with self._lock:
                     if self._in_call is None or _cancel_synchronous_io(self._in_call):
                         return
+                if time.monotonic() > deadline:
+                    return  # loop.close() reports the thread if it stays blocked
                 time.sleep(0.001)
 
-
     _kernel32: Any = None
-
 
     def _cancel_synchronous_io(thread_id: int) -> bool:
         """CancelSynchronousIo on a thread: True if a blocking call was cancelled."""
@@ -310,6 +313,7 @@ if sys.platform == "win32":  # defined on Windows only (mypy checks it with --pl
             return bool(_kernel32.CancelSynchronousIo(handle))
         finally:
             _kernel32.CloseHandle(handle)
+
 else:
 
     class _PosixPipeEnd(PipeEnd):
@@ -317,23 +321,20 @@ else:
 
         def __init__(self, fd: int, is_fifo: bool) -> None:
             super().__init__(fd, is_fifo)
-            import select
-
-            self._select = select
             os.set_blocking(fd, False)  # as the POSIX loops' own pipe transports do
             self._wake_r, self._wake_w = os.pipe()
             self._interrupted = False
 
         def _wait(self, events: int) -> None:
-            poller = self._select.poll()
+            poller = select.poll()
             poller.register(self.fd, events)
-            poller.register(self._wake_r, self._select.POLLIN)
+            poller.register(self._wake_r, select.POLLIN)
             if any(fd == self._wake_r for fd, _ in poller.poll()):
                 raise Interrupted
 
         def read(self, size: int) -> bytes:
             while True:
-                self._wait(self._select.POLLIN)
+                self._wait(select.POLLIN)
                 try:
                     return os.read(self.fd, size)
                 except (BlockingIOError, InterruptedError):
@@ -341,7 +342,7 @@ else:
 
         def write(self, data: memoryview) -> int:
             while True:
-                self._wait(self._select.POLLOUT)
+                self._wait(select.POLLOUT)
                 try:
                     return os.write(self.fd, data)
                 except (BlockingIOError, InterruptedError):
@@ -350,7 +351,7 @@ else:
         def peer_closed(self) -> bool:
             if not self.is_fifo:
                 return False
-            poller = self._select.poll()
+            poller = select.poll()
             poller.register(self.fd, 0)  # errors and hang-ups are always reported
             return bool(poller.poll(0))
 
@@ -467,12 +468,12 @@ class _ThreadedPipeTransport(asyncio.BaseTransport):
     def _let_go(self) -> None:
         with self._cond:
             self._holders -= 1
-            last = self._holders == 0
-        if last:
-            self._end.release()
-            pipe, self._pipe = self._pipe, None
-            if pipe is not None:
-                pipe.close()
+            if self._holders:
+                return
+            self._end.release()  # under the lock: _stop_thread() must not interrupt a released end
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()
 
     def _release_loop_hold(self) -> None:
         if self._loop_holds:
@@ -481,9 +482,11 @@ class _ThreadedPipeTransport(asyncio.BaseTransport):
 
     def _stop_thread(self) -> None:
         with self._cond:
+            if not self._holders:
+                return  # the thread has ended and the pipe is closed
             self._stop = True
             self._cond.notify_all()
-        self._end.interrupt()
+            self._end.interrupt()
 
     def _post(self, callback: Callable[..., Any], *args: Any) -> bool:
         return post(self._loop, callback, *args)
@@ -555,7 +558,13 @@ class _ThreadedPipeTransport(asyncio.BaseTransport):
 
 
 class ThreadedReadPipeTransport(_ThreadedPipeTransport, asyncio.ReadTransport):
-    """A read pipe transport whose reads happen in a thread; behaves as the POSIX loops' one."""
+    """A read pipe transport whose reads happen in a thread; behaves as the POSIX loops' one.
+
+    pause_reading() stops data_received() at once. The thread itself stops
+    once INBOX_LIMIT bytes wait for the loop, paused or not: reading ahead
+    that much (as the proactor loop keeps a read in flight) spares a thread
+    wake-up at every pause/resume, which a stream reader does every 128 KiB.
+    """
 
     _thread_role = "pipe-reader"
 
@@ -567,13 +576,12 @@ class ThreadedReadPipeTransport(_ThreadedPipeTransport, asyncio.ReadTransport):
         waiter: Optional["asyncio.Future[None]"] = None,
         extra: Optional[dict] = None,
     ) -> None:
-        self._paused = False  # loop side: pause_reading() in effect
-        # loop side: read and not yet delivered; an exception stands for a read error
+        self._paused = False  # pause_reading() in effect
+        # loop side: taken from the inbox, not yet delivered; an exception stands for a read error
         self._held: Deque[Union[bytes, BaseException]] = collections.deque()
-        self._inbox: List[bytes] = []  # thread -> loop, under _cond
+        self._inbox: List[bytes] = []  # thread -> loop, under _cond; b"" is the end of file
         self._inbox_size = 0
-        self._inbox_posted = False
-        self._thread_paused = False  # under _cond: the thread should not read
+        self._inbox_posted = False  # under _cond: _take_inbox() is due, no need to post again
         super().__init__(loop, pipe, protocol, waiter, extra, "connect_read_pipe")
 
     # thread
@@ -582,7 +590,7 @@ class ThreadedReadPipeTransport(_ThreadedPipeTransport, asyncio.ReadTransport):
         cond = self._cond
         while True:
             with cond:
-                while not self._stop and (self._thread_paused or self._inbox_size >= INBOX_LIMIT):
+                while not self._stop and self._inbox_size >= INBOX_LIMIT:
                     cond.wait()
                 if self._stop:
                     return
@@ -605,7 +613,9 @@ class ThreadedReadPipeTransport(_ThreadedPipeTransport, asyncio.ReadTransport):
                 return
 
     # loop
-    def _take_inbox(self) -> None:
+    def _take_inbox(self, paused_too: bool = False) -> None:
+        if self._paused and not paused_too:
+            return  # left in the inbox (which bounds the read-ahead); resume_reading() comes back
         with self._cond:
             chunks, self._inbox = self._inbox, []
             self._inbox_size = 0
@@ -633,7 +643,8 @@ class ThreadedReadPipeTransport(_ThreadedPipeTransport, asyncio.ReadTransport):
 
     def _read_failed(self, exc: BaseException) -> None:
         if not self._closing:
-            self._held.append(exc)  # after the data read before it, even while paused
+            self._take_inbox(paused_too=True)  # the data read before the error comes first
+            self._held.append(exc)
             self._deliver()
 
     def _close(self, exc: Optional[BaseException]) -> None:
@@ -649,8 +660,6 @@ class ThreadedReadPipeTransport(_ThreadedPipeTransport, asyncio.ReadTransport):
         if self._closing or self._paused:
             return
         self._paused = True
-        with self._cond:
-            self._thread_paused = True
         if self._loop.get_debug():
             logger.debug("%r pauses reading", self)
 
@@ -658,11 +667,7 @@ class ThreadedReadPipeTransport(_ThreadedPipeTransport, asyncio.ReadTransport):
         if self._closing or not self._paused:
             return
         self._paused = False
-        with self._cond:
-            self._thread_paused = False
-            self._cond.notify_all()
-        if self._held:
-            self._loop.call_soon(self._deliver)
+        self._loop.call_soon(self._take_inbox)  # what was held back, then what the thread read meanwhile
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
 
