@@ -229,13 +229,19 @@ def main() -> None:
     parser.add_argument("--busy-rounds", type=int, default=300, help="round trips per busy cell and backend")
     parser.add_argument("--repeats", type=int, default=5, help="alternating batches per cell")
     parser.add_argument("--sizes", default="0,100,500,2000", help="idle registered sockets")
+    parser.add_argument("--loads", default="idle,busy", help="idle and/or busy")
+    parser.add_argument("--backends", default="", help="comma-separated subset (default: all available)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    loads = [load.strip() for load in args.loads.split(",")]
     chosen = backends()
+    if args.backends:
+        wanted = [name.strip() for name in args.backends.split(",")]
+        chosen = {name: make for name, make in chosen.items() if name in wanted or name == "native"}
     for make in chosen.values():
         make()[2]()  # warm-up: imports, first loop
     rows: List[List[object]] = []
-    for busy in (False, True):
+    for busy in [load == "busy" for load in loads]:
         for size in sizes:
             pairs = [socket.socketpair() for _ in range(size // 2)]
             idle_sockets = [sock for pair in pairs for sock in pair]

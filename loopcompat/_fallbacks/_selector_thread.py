@@ -229,7 +229,7 @@ class Watcher:
             # closing descriptor "ready"): never run its callbacks again.
             entry.closed = True
             return
-        reader, writer = entry.reader, entry.writer
+        reader = entry.reader
         if bits & READ and reader is not None:
             if reader._cancelled:  # cancelled through the Handle: the stock loop unregisters
                 self.remove(entry.fd, READ)
@@ -237,11 +237,11 @@ class Watcher:
                 reader._run()  # the Handle reports exceptions to the loop's handler
             else:
                 loop._add_callback(reader)
-        if bits & WRITE and writer is not None:
-            writer = entry.writer  # (the reader may have replaced or removed it)
-            if writer is None:
-                pass
-            elif writer._cancelled:
+        if not bits & WRITE or self._entries.get(entry.fd) is not entry:
+            return  # (running the reader may have removed the registration, even added a new one)
+        writer = entry.writer
+        if writer is not None:
+            if writer._cancelled:
                 self.remove(entry.fd, WRITE)
             elif now:
                 writer._run()
@@ -631,11 +631,15 @@ class ThreadWatcher(Watcher):
                         self._dispatch(loop, entry, bits, now=True)
         finally:
             # Even if a callback raised SystemExit/KeyboardInterrupt: events not
-            # run yet are re-armed and, level-triggered, come back.
+            # run yet are re-armed and, level-triggered, come back, and batches
+            # not reached yet get a drain of their own.
             if not self.closed:
                 for shard, items in rearm.items():
                     if items and not shard.stopping:
                         shard.send(("rearm", items))
+                if self._events and not self._drain_scheduled:
+                    self._drain_scheduled = True
+                    loop.call_soon(self._drain)
 
     def _shutdown(self) -> None:
         stuck = self._stop_threads(JOIN_TIMEOUT)
