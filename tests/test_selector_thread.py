@@ -300,6 +300,25 @@ def test_reregistration_replaces_the_callback(loop, pairs):
     assert loop.remove_reader(a) is True
 
 
+def test_a_reader_that_replaces_the_registration_keeps_the_new_one(loop, pairs):
+    (a, b), = pairs(1)
+    seen: List[str] = []
+
+    def reader() -> None:
+        drain(a)
+        seen.append("reader")
+        loop.remove_reader(a)
+        loop.remove_writer(a)
+        loop.add_writer(a, seen.append, "new writer")
+
+    loop.add_writer(a, seen.append, "old writer")  # writable: fires every round until the reader replaces it
+    loop.add_reader(a, reader)
+    b.send(b"x")  # now readable and writable in the same round
+    run(loop, until(lambda: "new writer" in seen))
+    assert "old writer" not in seen[seen.index("reader"):]
+    assert loop.remove_writer(a) is True and loop.remove_reader(a) is False
+
+
 def test_remove_returns_whether_a_callback_was_removed(loop, pairs):
     (a, b), = pairs(1)
     assert loop.remove_reader(a) is False and loop.remove_writer(a) is False  # nothing yet
