@@ -507,21 +507,33 @@ def parse_summary(output: str) -> Optional[Dict[str, int]]:
     return None
 
 
+_PRINT_LOCK = threading.Lock()
+
+
 def run_pytest(wine: Wine, version: str, python: str, pytest_args: List[str],
-               timeout: Optional[float]) -> Dict[str, object]:
+               timeout: Optional[float], stream: bool = True) -> Dict[str, object]:
+    """One version's pytest run. With ``stream`` false (parallel runs) its output is held
+    and printed in one piece when the run ends, so versions do not interleave."""
     args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
-    print(f"\n{'=' * 20} winbed {version}: Windows CPython {python} under Wine: "
-          f"python {' '.join(args)}", flush=True)
+    header = (f"\n{'=' * 20} winbed {version}: Windows CPython {python} under Wine: "
+              f"python {' '.join(args)}\n").encode()
     kept = bytearray(b"\n")  # the end of the output, for the summary line
+    held = bytearray(header)
     pending_cr = b""
+    if stream:
+        sys.stdout.buffer.write(header)
+        sys.stdout.buffer.flush()
 
     def show(_number: int, data: bytes) -> None:
         nonlocal pending_cr
         data = pending_cr + data
         pending_cr = b"\r" if data.endswith(b"\r") else b""  # a CRLF split between two reads
         text = data[:len(data) - len(pending_cr)].replace(b"\r\n", b"\n")
-        sys.stdout.buffer.write(text)
-        sys.stdout.buffer.flush()
+        if stream:
+            sys.stdout.buffer.write(text)
+            sys.stdout.buffer.flush()
+        else:
+            held.extend(text)
         kept.extend(text)
         del kept[:-65536]
 
@@ -530,6 +542,10 @@ def run_pytest(wine: Wine, version: str, python: str, pytest_args: List[str],
                               show, cwd=REPO_ROOT, stderr=subprocess.STDOUT, timeout=timeout)
     seconds = round(time.monotonic() - started, 1)
     show(1, b"" if kept.endswith(b"\n") and not pending_cr else b"\n")
+    if not stream:
+        with _PRINT_LOCK:
+            sys.stdout.buffer.write(bytes(held))
+            sys.stdout.buffer.flush()
     counts = parse_summary(kept.decode("utf-8", "replace"))
     row: Dict[str, object] = {"version": version, "python": python, "exit_code": status,
                               "seconds": seconds, **(counts or dict.fromkeys(COUNTS, 0))}
@@ -573,20 +589,24 @@ def cmd_test(argv: List[str]) -> int:
     parser.add_argument("versions", nargs="*", metavar="VERSION", help="default: all six")
     parser.add_argument("--report", metavar="FILE", help="write the table as JSON")
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="per version")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="versions tested at once (output is then shown per version when it ends)")
     options = parser.parse_args(argv[:split])
     pytest_args, timeout = argv[split + 1:] or ["tests"], options.timeout
     versions = check_versions(options.versions)
     wine = find_wine()
     errors = setup_versions(wine, versions)
-    rows: List[Dict[str, object]] = []
-    for version in versions:
+    wine.start_services()
+
+    def one(version: str) -> Dict[str, object]:
         stamp = read_stamp(version)
         if version in errors or stamp is None:
-            rows.append({"version": version, "python": "-", "ok": False, "result": "SETUP FAILED",
-                         "message": errors.get(version, "not provisioned")})
-            continue
-        wine.start_services()
-        rows.append(run_pytest(wine, version, str(stamp["python"]), pytest_args, timeout))
+            return {"version": version, "python": "-", "ok": False, "result": "SETUP FAILED",
+                    "message": errors.get(version, "not provisioned")}
+        return run_pytest(wine, version, str(stamp["python"]), pytest_args, timeout, stream=options.jobs <= 1)
+
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        rows = list(pool.map(one, versions))  # in version order, whatever finishes first
     print_table(rows)
     if options.report:
         Path(options.report).write_text(json.dumps(rows, indent=2) + "\n")
