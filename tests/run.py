@@ -128,7 +128,10 @@ def check_wheel() -> Dict[str, object]:
 
 def run_windows(versions: Sequence[str], pytest_args: Sequence[str], ci: bool) -> List[Dict[str, object]]:
     report = Path(tempfile.mkstemp(suffix=".json")[1])
-    command = [sys.executable, str(ROOT / "tests" / "winbed.py"), "test", *versions, "--report", str(report)]
+    # Two versions at a time: Wine runs are partly waiting (process starts, timeouts), so this
+    # nearly halves the stage on 2 cores.
+    command = [sys.executable, str(ROOT / "tests" / "winbed.py"), "test", *versions, "--jobs", "2",
+               "--report", str(report)]
     if pytest_args:
         command += ["--", *pytest_args]
     print(f"\n=== Windows stage: {' '.join(command[1:])}", flush=True)
