@@ -155,6 +155,42 @@ def run_windows(versions: Sequence[str], pytest_args: Sequence[str], ci: bool) -
     return results
 
 
+def run_conformance(versions: Sequence[str], ci: bool) -> List[Dict[str, object]]:
+    """The conformance differential (tests/conformance.py): CPython's test_asyncio, stock and with
+    loopcompat, on these Linux interpreters; fails on a new failure docs/conformance.md does not explain."""
+    missing = [v for v in versions if find_interpreter(v) is None]
+    rows: List[Dict[str, object]] = [{"stage": f"conformance {v}", "status": "missing" if ci else "skipped",
+                                      "detail": f"no CPython {v} found"} for v in missing]
+    versions = [v for v in versions if v not in missing]
+    if not versions:
+        return rows
+    report = Path(tempfile.mkstemp(suffix=".json")[1])
+    command = [sys.executable, str(ROOT / "tests" / "conformance.py"), "--report", str(report)]
+    for version in versions:
+        command += ["--python", version]
+    print(f"\n=== Conformance differential: {' '.join(command[1:])}", flush=True)
+    proc = subprocess.run(command, cwd=ROOT, stdin=subprocess.DEVNULL)
+    try:
+        targets = json.loads(report.read_text() or "{}").get("targets", [])
+    except (OSError, ValueError):
+        targets = []
+    finally:
+        report.unlink(missing_ok=True)
+    for t in targets:
+        new = t.get("new_failures", [])
+        unexplained = [row for row in new if not row.get("explained")]
+        ok = not unexplained and "error" not in t
+        stock = t.get("stock", {})
+        rows.append({"stage": f"conformance {t['version']}", "status": "ok" if ok else "failed",
+                     "passed": t.get("loopcompat", {}).get("passed", 0), "failed": len(unexplained),
+                     "seconds": round(t.get("seconds", 0) + t.get("rerun_seconds", 0), 1),
+                     "detail": t.get("error") or f"stock passed {stock.get('passed', 0)}; "
+                               f"new failures {len(new)} ({len(new) - len(unexplained)} explained)"})
+    if proc.returncode != 0 and all(row["status"] == "ok" for row in rows):
+        rows.append({"stage": "conformance", "status": "failed", "detail": f"conformance.py exited {proc.returncode}"})
+    return rows
+
+
 def install_prerequisites(need_wine: bool) -> None:
     """What a fresh machine lacks: Wine (Debian's wine64) for the Windows stage."""
     if need_wine and not any(shutil.which(name) for name in ("wine", "wine64", "wine-stable")):
@@ -176,6 +212,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--ci", action="store_true", default=os.environ.get("CI", "").lower() in ("1", "true"),
                         help="missing interpreters or Wine fail the run (default when CI=true)")
     parser.add_argument("--install", action="store_true", help="install what is missing first (Wine, via apt-get)")
+    parser.add_argument("--conformance", metavar="X.Y,X.Y",
+                        help="also run the conformance differential (tests/conformance.py) on these Linux interpreters")
     parser.add_argument("pytest_args", nargs="*", help="after --: arguments for pytest")
     args = parser.parse_args(argv)
     only_linux, only_windows = args.linux is not None, args.windows is not None
@@ -189,6 +227,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results.append(run_linux(version, args.pytest_args, args.ci))
     if linux and not args.pytest_args:
         results.append(check_wheel())
+    if args.conformance:
+        results.extend(run_conformance([v.strip() for v in args.conformance.split(",") if v.strip()], args.ci))
     if windows:
         results.extend(run_windows(windows, args.pytest_args, args.ci))
 
