@@ -179,7 +179,9 @@ def _make_class(base: type, plan: Plan) -> type:
                 continue
         for method in methods:
             namespace[method] = _translating(owner, base, method, feature)
-    for rule in _check_rules(plan):
+    # Wrapped in reverse table order, so the first fact in the table is checked first
+    # (S1, a regular file, before S5, not a socket: a file is both, and S1 says what to do).
+    for rule in reversed(_check_rules(plan)):
         for method in rule.methods:
             namespace[method] = _checked(owner, method, rule, namespace.get(method))
     cls = type(base.__name__, tuple(mixins) + (base,), namespace)

@@ -272,3 +272,18 @@ def test_S11_child_watchers_are_a_clear_error_under_the_installed_policy():
         policy.set_child_watcher(None)
     with pytest.raises(NotImplementedError):
         policy.get_child_watcher()
+
+
+@pytest.mark.parametrize("needs, loop_kind", [(["add_reader"], "selector"), (["add_reader", "subprocess"], "proactor"),
+                                              ([], "proactor")])
+def test_S1_regular_files_are_refused_with_the_thread_remedy_on_every_windows_loop(needs, loop_kind, tmp_path):
+    loop = loopcompat.new_event_loop(needs, loop=loop_kind)
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"x")
+    try:
+        with open(path, "rb") as f:
+            for method in ("add_reader", "add_writer"):
+                with pytest.raises(UnsupportedError, match=r"regular file.*\(S1\).*to_thread"):
+                    getattr(loop, method)(f.fileno(), lambda: None)
+    finally:
+        loop.close()
