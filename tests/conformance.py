@@ -607,7 +607,17 @@ def json_report(results: List[TargetResult], explanations: List[Explanation]) ->
                                   for (mm, mode), run in r.runs.items() if mm == m}
                               for m in sorted({m for m, _ in r.runs})})
         targets.append(entry)
-    return {"targets": targets, "unused_explanations": [{"test": e.test, "kind": e.kind} for e in explanations if not e.used]}
+    return {"checkout": checkout_state(), "targets": targets, "unused_explanations": [{"test": e.test, "kind": e.kind} for e in explanations if not e.used]}
+
+
+def checkout_state() -> str:
+    """The commit of the checkout under test, and whether it has changes ('unknown' without git)."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, stdin=subprocess.DEVNULL, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out or "unknown"
 
 
 def update_doc(path: Path, table: str) -> None:
@@ -618,7 +628,8 @@ def update_doc(path: Path, table: str) -> None:
     end = text.find("\n## ", start)
     end = len(text) if end < 0 else end + 1
     stamp = time.strftime("%Y-%m-%d")
-    path.write_text(f"{text[:start]}Run on {stamp}; `python3 tests/conformance.py ... --update-doc` rewrites this "
+    path.write_text(f"{text[:start]}Run on {stamp}, checkout {checkout_state()}; "
+                    f"`python3 tests/conformance.py ... --update-doc` rewrites this "
                     f"section.\n\n{table}\n{text[end:]}", encoding="utf-8")
 
 
