@@ -318,10 +318,12 @@ def make_plan(
     fallbacks = frozenset(name for name in designed if name and name in READY_FALLBACKS)
     unmet = tuple(f for f in wanted if features[f].level == UNSUPPORTED)
 
+    # Facts worth knowing about this platform and loop (clock resolution, deprecations such
+    # as S15/S16 for the Pythons they concern, Windows' lack of child watchers).
     notes[:0] = [
         f"{rule.summary} ({rule.fact}): {rule.remedy}"
-        for rule in kb.rules_on(platform, kb.NOTE)
-        if rule.concerns(loop, selector)
+        for rule in kb.rules_on(platform)
+        if rule.effect in (kb.NOTE, kb.DEPRECATED) and rule.concerns(loop, selector)
     ]
     if unmet and opts["on_unsupported"] == "warn":
         notes.extend(f"unmet need {f}: {features[f].reason}. Remedy: {features[f].remedy}" for f in unmet)

@@ -244,3 +244,20 @@ def test_support_accepts_aliases_and_rejects_unknown_features():
     assert plan.support("max_sockets").level == "native"
     with pytest.raises(ConfigError):
         plan.support("telepathy")
+
+
+@pytest.mark.parametrize(
+    "platform, present, absent",
+    [
+        (Platform("linux", "6.1", "3.12"), ["S16"], ["S15", "S11", "S10"]),
+        (Platform("linux", "6.1", "3.11"), [], ["S16", "S15"]),
+        (Platform("linux", "6.1", "3.14"), ["S15", "S16"], []),
+        (Platform("windows", "10", "3.12"), ["S10", "S11"], ["S16"]),
+    ],
+)
+def test_deprecations_and_notes_reach_the_plan_for_the_pythons_they_concern(platform, present, absent):
+    warnings_text = " ".join(loopcompat.plan([], platform=platform).warnings)
+    for fact in present:
+        assert f"({fact})" in warnings_text
+    for fact in absent:
+        assert f"({fact})" not in warnings_text

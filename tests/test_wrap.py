@@ -112,16 +112,20 @@ def test_an_app_that_sets_its_own_policy_still_gets_loopcompat_loops(tmp_path):
         async def main():
             loop = asyncio.get_running_loop()
             plan = getattr(loop, "_loopcompat_plan", None)
+            # On Windows this is the selector loop: the subprocess runs through threaded_subprocess.
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "print(6 * 7)",
+                                                        stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
             return {"adopted": plan is not None, "needs": list(plan.needs) if plan else None,
-                    "policy": type(asyncio.get_event_loop_policy()).__name__}
+                    "policy": type(asyncio.get_event_loop_policy()).__name__, "child": out.decode().strip()}
 
         print(json.dumps(asyncio.run(main())))
     """
     app = script(tmp_path, "own_policy.py", body)
-    result = python("-m", "loopcompat", "run", "--needs", "udp", str(app), cwd=tmp_path)
+    result = python("-m", "loopcompat", "run", "--needs", "subprocess", str(app), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["adopted"] is True and data["needs"] == ["udp"]
+    assert data["adopted"] is True and data["needs"] == ["subprocess"] and data["child"] == "42"
     assert data["policy"] in ("WindowsSelectorEventLoopPolicy", "_UnixDefaultEventLoopPolicy",
                               "WindowsProactorEventLoopPolicy")
 
