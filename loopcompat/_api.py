@@ -283,7 +283,9 @@ def install(needs: Needs = (), *, config: bool = True, **options: Any) -> Plan:
     :raises ConfigError: for bad needs, options or configuration.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
     """
-    if config and _disabled():
+    from ._config import is_disabled
+
+    if config and is_disabled():
         uninstall()
         return make_plan((), detect(), {}, raise_unmet=False)
     return install_plan(configured_plan(needs, options, config=config))
@@ -300,12 +302,6 @@ def install_plan(new_plan: Plan) -> Plan:
     hook.apply()
     _installed = hook
     return new_plan
-
-
-def _disabled() -> bool:
-    import os
-
-    return os.environ.get("LOOPCOMPAT_DISABLE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def uninstall() -> None:

@@ -41,9 +41,9 @@ def _options_from(args: argparse.Namespace) -> Dict[str, Any]:
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
-    if args.prefer:
+    if getattr(args, "prefer", None):
         options["prefer"] = args.prefer
-    if args.fallbacks is not None:
+    if getattr(args, "fallbacks", None) is not None:
         options["fallbacks"] = args.fallbacks
     return options
 
@@ -120,15 +120,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_options(args: argparse.Namespace) -> Dict[str, Any]:
-    options: Dict[str, Any] = {}
-    for name in ("loop", "selector", "max_sockets", "on_unsupported"):
-        value = getattr(args, name, None)
-        if value is not None:
-            options[name] = value
-    return options
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from ._wrap import run_application
 
@@ -137,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     return run_application(args.target, args.app_args, module=args.is_module, needs=args.needs,
-                           options=_run_options(args), config=not args.no_config)
+                           options=_options_from(args), config=not args.no_config)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -62,16 +62,22 @@ async def _probe_pipes(loop: asyncio.AbstractEventLoop) -> str:
     return "read a pipe through connect_read_pipe"
 
 
+async def _readiness_fires(loop: asyncio.AbstractEventLoop, watched: Any, read: Callable[[], bytes],
+                           poke: Callable[[], None]) -> bytes:
+    """Register a reader on ``watched``, make it readable with ``poke``, return what ``read`` got."""
+    got: asyncio.Future = loop.create_future()
+    loop.add_reader(watched, lambda: _resolve(got, read()))
+    try:
+        poke()
+        return await got  # type: ignore[no-any-return]
+    finally:
+        loop.remove_reader(watched)
+
+
 async def _probe_add_reader(loop: asyncio.AbstractEventLoop) -> str:
     left, right = socket.socketpair()
     try:
-        got: asyncio.Future = loop.create_future()
-        loop.add_reader(left, lambda: _resolve(got, left.recv(16)))
-        try:
-            right.send(b"ping")
-            data = await got
-        finally:
-            loop.remove_reader(left)
+        data = await _readiness_fires(loop, left, lambda: left.recv(16), lambda: right.sendall(b"ping"))
     finally:
         left.close()
         right.close()
@@ -133,13 +139,7 @@ async def _probe_char_devices(loop: asyncio.AbstractEventLoop) -> str:
         raise _NotProbed("no pseudo-terminal on Windows")
     master, slave = pty.openpty()
     try:
-        got: asyncio.Future = loop.create_future()
-        loop.add_reader(master, lambda: _resolve(got, os.read(master, 64)))
-        try:
-            os.write(slave, b"ping\n")
-            data = await got
-        finally:
-            loop.remove_reader(master)
+        data = await _readiness_fires(loop, master, lambda: os.read(master, 64), lambda: os.write(slave, b"ping\n"))
     finally:
         os.close(master)
         os.close(slave)
