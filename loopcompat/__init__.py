@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ._api import adopt, install, loop_factory, new_event_loop, plan, run, uninstall
 from ._errors import ConfigError, LoopCompatError, UnsupportedError
-from ._planner import Plan, Support
+from ._plan import Plan, Support
 from ._platform import Platform, detect
 
 __version__ = "0.1.0"

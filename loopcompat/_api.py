@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Awaitable, Callable, Dict, Iterable, Optional, TypeVar, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, Optional, Tuple, TypeVar, Union
 
-from . import _knowledge as kb
+from ._plan import Plan
 from ._platform import Platform, detect
-from ._planner import Plan, make_plan
 
 T = TypeVar("T")
 Needs = Union[str, Iterable[str], None]
@@ -30,18 +29,13 @@ def plan(needs: Needs = (), *, platform: Optional[Platform] = None, **options: A
     :raises ConfigError: for unknown needs, options or values.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error" (the default).
     """
+    from ._planner import make_plan
+
     if platform is not None:
         return make_plan(needs, platform, options)
+    from ._startup import installed_optional_loops
+
     return make_plan(needs, detect(), options, installed=installed_optional_loops(options))
-
-
-def installed_optional_loops(options: Dict[str, Any]) -> frozenset:
-    """Which of the optional loops the options ask for can be imported here (asks only for those)."""
-    import importlib.util
-
-    asked = list(options.get("prefer") or []) + [options.get("loop")]
-    names = [n for n in asked if n in ("uvloop", "winloop")]
-    return frozenset(n for n in names if importlib.util.find_spec(n) is not None)
 
 
 def configured_plan(
@@ -52,17 +46,37 @@ def configured_plan(
     start_dir: Optional[str] = None,
     raise_unmet: bool = True,
 ) -> Plan:
-    """The plan for arguments layered over configuration (see loopcompat._config)."""
-    if not config:
-        return make_plan(needs, detect(), options, raise_unmet=raise_unmet,
-                         installed=installed_optional_loops(options))
-    from ._config import effective
+    """The plan for arguments layered over configuration (see loopcompat._config).
+
+    A plan computed before for the same inputs comes from the start-up cache
+    (loopcompat._startup), without importing the config reader or the planner.
+    """
+    from ._startup import StartupCache, cached_plan, installed_optional_loops, plan_key, remember_plan
 
     here = detect()
-    settings, need_origins = effective(options, _as_list(needs), system=here.system, start_dir=start_dir)
-    options = {k: s.value for k, s in settings.items() if k != "needs"}
-    return make_plan(list(need_origins), here, options, raise_unmet=raise_unmet,
-                     installed=installed_optional_loops(options))
+    cache = StartupCache()
+    try:
+        key = plan_key(here, _as_list(needs), options, config=config, start_dir=start_dir, cache=cache)
+        if key is not None:
+            found = cached_plan(key, cache, here)
+            if found is not None:
+                return found
+        if config:
+            from ._config import effective
+
+            settings, need_origins = effective(
+                options, _as_list(needs), system=here.system, start_dir=start_dir, cache=cache
+            )
+            options = {k: s.value for k, s in settings.items() if k != "needs"}
+            needs = list(need_origins)
+        from ._planner import make_plan
+
+        result = make_plan(needs, here, options, raise_unmet=raise_unmet, installed=installed_optional_loops(options))
+        if key is not None and not result.unmet:  # a plan with unmet needs raises or warns: never reuse it
+            remember_plan(key, cache, result)
+        return result
+    finally:
+        cache.save()
 
 
 def _as_list(needs: Needs) -> list:
@@ -178,6 +192,8 @@ def plan_for_loop(loop: Any, needs: Needs = None, **options: Any) -> Plan:
     if _installed is not None:
         for key in ("max_sockets", "fallbacks"):
             options.setdefault(key, _installed.plan.options.get(key))
+    from ._planner import make_plan
+
     return make_plan(needs, detect(), options, raise_unmet=False, installed=installed)
 
 
@@ -196,17 +212,14 @@ def adopt(loop: asyncio.AbstractEventLoop, needs: Needs = None, **options: Any) 
     return adopt_loop(loop, plan_for_loop(loop, needs, **options))
 
 
-def _policies_deprecated() -> bool:
-    return any(rule.fact == "S15" for rule in kb.rules_on(detect(), kb.DEPRECATED))
-
-
 class _Hook:
     """Makes asyncio.new_event_loop()/asyncio.run()/asyncio.Runner() build planned loops."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.factory = LoopFactory(plan)
-        self.use_policy = not _policies_deprecated()
+        # Policies are deprecated from Python 3.14 (fact S15).
+        self.use_policy = not any(fact == "S15" for fact, _, _ in plan.deprecations)
         self._saved: Any = None
 
     def apply(self) -> None:
@@ -236,9 +249,7 @@ class _Hook:
 def _make_policy(factory: LoopFactory) -> Any:
     base = asyncio.DefaultEventLoopPolicy
 
-    watcher_rule = next(
-        (rule for rule in kb.rules_on(factory.plan.platform, kb.DEPRECATED) if rule.fact == "S11"), None
-    )
+    watcher_rule = next((fact for fact in factory.plan.deprecations if fact[0] == "S11"), None)
 
     class LoopCompatPolicy(base):  # type: ignore[valid-type,misc]
         """The platform's default policy, building loops from a loopcompat factory."""
@@ -259,11 +270,12 @@ def _make_policy(factory: LoopFactory) -> Any:
     return LoopCompatPolicy()
 
 
-def _child_watcher_error(method: str, rule: kb.Rule) -> Exception:
+def _child_watcher_error(method: str, deprecation: Tuple[str, str, str]) -> Exception:
     from ._errors import UnsupportedError
 
-    error = UnsupportedError(f"policy.{method}() is not supported on {detect()}: {rule.reason} ({rule.fact}). "
-                             f"Remedy: {rule.remedy}")
+    fact, reason, remedy = deprecation
+    error = UnsupportedError(f"policy.{method}() is not supported on {detect()}: {reason} ({fact}). "
+                             f"Remedy: {remedy}")
     error.__cause__ = NotImplementedError(method)
     return error
 
@@ -283,10 +295,12 @@ def install(needs: Needs = (), *, config: bool = True, **options: Any) -> Plan:
     :raises ConfigError: for bad needs, options or configuration.
     :raises UnsupportedError: when a need cannot be met and on_unsupported="error".
     """
-    from ._config import is_disabled
+    from ._startup import is_disabled
 
     if config and is_disabled():
         uninstall()
+        from ._planner import make_plan
+
         return make_plan((), detect(), {}, raise_unmet=False)
     return install_plan(configured_plan(needs, options, config=config))
 

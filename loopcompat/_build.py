@@ -17,10 +17,9 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 from . import _fallbacks
-from . import _knowledge as kb
 from ._errors import UnsupportedError
 from ._guards import METHOD_CHECKS, PLAN_ATTRIBUTE, CappedSelectSelector, DeviceRefusalMigration, unsupported_error
-from ._planner import FALLBACK, NATIVE, Plan
+from ._plan import FALLBACK, NATIVE, Guard, Plan
 from ._vocab import FEATURE_METHODS
 
 # Methods the loop runs per event, per callback or per read/write of a
@@ -106,9 +105,7 @@ def make_selector(plan: Plan) -> selectors.BaseSelector:
 
 
 def _has_check(plan: Plan, check: str) -> bool:
-    return any(
-        rule.check == check and rule.concerns(plan.loop, plan.selector) for rule in kb.rules_on(plan.platform, kb.CHECK)
-    )
+    return any(guard.check == check for guard in plan.guards)
 
 
 _MIGRATING: Dict[type, type] = {}
@@ -122,19 +119,12 @@ def _device_migrating(cls: type) -> type:
     return made
 
 
-def _limit_rule(plan: Plan) -> Optional[kb.Rule]:
-    for rule in kb.rules_on(plan.platform, kb.LIMIT):
-        if rule.check and rule.concerns(plan.loop, plan.selector):
-            return rule
-    return None
+def _limit_rule(plan: Plan) -> Optional[Guard]:
+    return next((guard for guard in plan.guards if guard.effect == "limit"), None)
 
 
-def _check_rules(plan: Plan) -> List[kb.Rule]:
-    return [
-        rule
-        for rule in kb.rules_on(plan.platform, kb.CHECK)
-        if rule.concerns(plan.loop, plan.selector) and rule.check in METHOD_CHECKS
-    ]
+def _check_rules(plan: Plan) -> List[Guard]:
+    return [guard for guard in plan.guards if guard.effect == "check" and guard.check in METHOD_CHECKS]
 
 
 def _shape(plan: Plan) -> Tuple[Any, ...]:
@@ -218,7 +208,7 @@ def _translating(owner: List[type], base: type, method: str, feature: str) -> Ca
 
 
 def _checked(
-    owner: List[type], method: str, rule: kb.Rule, inner: Optional[Callable[..., Any]]
+    owner: List[type], method: str, rule: Guard, inner: Optional[Callable[..., Any]]
 ) -> Callable[..., Any]:
     """A method that runs a per-call check on its first argument (the fd) first."""
     check = METHOD_CHECKS[rule.check or ""]

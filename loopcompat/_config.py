@@ -4,12 +4,8 @@ Options follow "later layer wins"; needs are declarations of what the
 application requires, so the layers' needs are added together (a plugin's
 need declared in pyproject.toml is not lost because the code declares another).
 
-Start-up cost is the reason for the shape of this module. Importing tomllib
-costs ~3.7 ms and platformdirs ~8 ms after asyncio (CPython 3.11, measured
-here), against a 2 ms budget for all of loopcompat. So parsed tables and the
-user-config path are cached (marshal, keyed by each file's mtime and size and
-by the environment platformdirs reads); on a warm start no TOML is parsed and
-platformdirs is not imported. Any cache problem falls back to reading afresh.
+Parsed tables and the user-config path are kept in the start-up cache
+(loopcompat._startup), which also lets a warm start skip this module entirely.
 """
 
 from __future__ import annotations
@@ -20,6 +16,16 @@ import sys
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ._errors import ConfigError
+from ._startup import (  # noqa: F401  (is_disabled and find_pyproject are part of this module's interface)
+    CONFIG_VAR,
+    DISABLE_VAR,
+    ENV_VARS,
+    USER_CONFIG_VAR,
+    StartupCache,
+    find_pyproject,
+    is_disabled,
+    user_config_file,
+)
 from ._vocab import (
     FALLBACKS,
     LOOPS,
@@ -43,18 +49,6 @@ FILE_KEYS: Dict[str, str] = {
     "on-unsupported": "on_unsupported",
 }
 SYSTEM_TABLES: Tuple[str, ...] = ("windows", "macos", "linux")
-ENV_VARS: Dict[str, str] = {
-    "LOOPCOMPAT_NEEDS": "needs",
-    "LOOPCOMPAT_LOOP": "loop",
-    "LOOPCOMPAT_SELECTOR": "selector",
-    "LOOPCOMPAT_ON_UNSUPPORTED": "on_unsupported",
-}
-DISABLE_VAR = "LOOPCOMPAT_DISABLE"
-USER_CONFIG_VAR = "LOOPCOMPAT_USER_CONFIG"  # a user config file instead of platformdirs' location
-CONFIG_VAR = "LOOPCOMPAT_CONFIG"
-CACHE_VERSION = 1
-
-
 class Setting:
     """An effective value and where it came from ("default", "argument", a file:line, an env var)."""
 
@@ -66,10 +60,6 @@ class Setting:
 
     def __repr__(self) -> str:
         return f"Setting({self.value!r}, from {self.origin})"
-
-
-def is_disabled(environ: Mapping[str, str] = os.environ) -> bool:
-    return environ.get(DISABLE_VAR, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -169,75 +159,6 @@ def _validate_value(option: str, value: Any, label: str) -> Any:
 # --- reading files, with the start-up cache -----------------------------------------------------
 
 
-def _cache_path() -> Optional[str]:
-    """Where the start-up cache lives. Any writable place will do; it only saves work."""
-    base = os.environ.get("LOOPCOMPAT_CACHE_DIR")
-    if not base:
-        if sys.platform == "win32":
-            root = os.environ.get("LOCALAPPDATA")
-            base = os.path.join(root, "loopcompat", "Cache") if root else None
-        elif sys.platform == "darwin":
-            base = os.path.expanduser("~/Library/Caches/loopcompat")
-        else:
-            base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "loopcompat")
-    if not base:
-        return None
-    return os.path.join(base, f"config-cache-{sys.implementation.cache_tag}.marshal")
-
-
-class _Cache:
-    def __init__(self) -> None:
-        self.path = _cache_path()
-        self.data: Dict[str, Any] = {"v": CACHE_VERSION, "files": {}, "user_config": {}}
-        self.dirty = False
-        if self.path:
-            try:
-                with open(self.path, "rb") as f:
-                    data = marshal.load(f)
-                if isinstance(data, dict) and data.get("v") == CACHE_VERSION:
-                    self.data = data
-            except (OSError, EOFError, ValueError, TypeError):
-                pass
-
-    def save(self) -> None:
-        if not (self.dirty and self.path):
-            return
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            tmp = f"{self.path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                marshal.dump(self.data, f)
-            os.replace(tmp, self.path)
-        except (OSError, ValueError):
-            pass  # a read-only home still works, only slower
-
-
-_USER_CONFIG_ENV = ("XDG_CONFIG_HOME", "HOME", "APPDATA", "LOCALAPPDATA", "USERPROFILE")
-
-
-def user_config_file(cache: Optional[_Cache] = None) -> str:
-    """platformdirs.user_config_path("loopcompat") / "config.toml" (cached by the env it depends on).
-
-    LOOPCOMPAT_USER_CONFIG names another file (containers, CI, tests: on
-    Windows platformdirs asks the shell API, so no environment variable moves it).
-    """
-    override = os.environ.get(USER_CONFIG_VAR, "").strip()
-    if override:
-        return override
-    key = "|".join([sys.platform] + [os.environ.get(name, "") for name in _USER_CONFIG_ENV])
-    if cache is not None:
-        path = cache.data["user_config"].get(key)
-        if isinstance(path, str):
-            return path
-    import platformdirs
-
-    path = os.path.join(str(platformdirs.user_config_path("loopcompat")), "config.toml")
-    if cache is not None:
-        cache.data["user_config"] = {key: path}
-        cache.dirty = True
-    return path
-
-
 def _load_toml(path: str) -> Tuple[Dict[str, Any], str]:
     """(document, text) of a TOML file.
 
@@ -262,7 +183,7 @@ def _load_toml(path: str) -> Tuple[Dict[str, Any], str]:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
 
 
-def _read_table(path: str, in_pyproject: bool, cache: _Cache) -> Optional[Tuple[Dict[str, Any], Dict[str, int]]]:
+def _read_table(path: str, in_pyproject: bool, cache: StartupCache) -> Optional[Tuple[Dict[str, Any], Dict[str, int]]]:
     """The raw loopcompat table of ``path`` and its keys' line numbers, or None when it has none."""
     try:
         info = os.stat(path)
@@ -289,19 +210,6 @@ def _read_table(path: str, in_pyproject: bool, cache: _Cache) -> Optional[Tuple[
     return (table, lines) if table is not None else None
 
 
-def find_pyproject(start: str) -> Optional[str]:
-    """The nearest pyproject.toml at or above ``start``."""
-    directory = os.path.abspath(start)
-    while True:
-        candidate = os.path.join(directory, "pyproject.toml")
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
-
-
 # --- layering -----------------------------------------------------------------------------------
 
 DEFAULTS: Dict[str, Any] = {
@@ -326,7 +234,7 @@ def _apply(
             settings[option] = Setting(value, origin)
 
 
-def _file_layers(path: str, header: str, system: str, in_pyproject: bool, cache: _Cache) -> List[Dict[str, Tuple[Any, str]]]:
+def _file_layers(path: str, header: str, system: str, in_pyproject: bool, cache: StartupCache) -> List[Dict[str, Tuple[Any, str]]]:
     found = _read_table(path, in_pyproject, cache)
     if found is None:
         return []
@@ -372,15 +280,20 @@ def effective(
     start_dir: Optional[str] = None,
     read_config: bool = True,
     environ: Mapping[str, str] = os.environ,
+    cache: Optional[StartupCache] = None,
 ) -> Tuple[Dict[str, Setting], Dict[str, str]]:
     """Effective options with their origins, and each need with the layer that declared it first.
+
+    ``cache``: the caller's start-up cache (it saves it); by default one is read and saved here.
 
     :raises ConfigError: for any invalid file, variable or argument.
     """
     settings = {option: Setting(value, "default") for option, value in DEFAULTS.items()}
     need_origins: Dict[str, str] = {}
     if read_config and not is_disabled(environ):
-        cache = _Cache()
+        own_cache = cache is None
+        if cache is None:
+            cache = StartupCache()
         try:
             user_file = user_config_file(cache)
             if os.path.isfile(user_file):
@@ -400,7 +313,8 @@ def effective(
                     for layer in _file_layers(pyproject, "tool.loopcompat", system, True, cache):
                         _apply(layer, settings, need_origins)
         finally:
-            cache.save()
+            if own_cache:
+                cache.save()
         _apply(_env_layer(environ), settings, need_origins)
     for need in parse_needs(list(needs), "needs"):
         need_origins.setdefault(need, "argument")

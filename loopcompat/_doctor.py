@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Awaitable, Callable, Dict, List
 
-from ._planner import Plan
+from ._plan import Plan
 
 PROBE_TIMEOUT = 15.0
 

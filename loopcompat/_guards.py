@@ -16,10 +16,9 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from ._errors import UnsupportedError
-from ._knowledge import Rule
 
 if TYPE_CHECKING:
-    from ._planner import Plan
+    from ._plan import Guard, Plan
 
 PLAN_ATTRIBUTE = "_loopcompat_plan"
 
@@ -61,7 +60,7 @@ def unsupported_error(loop: object, method: str, feature: str) -> UnsupportedErr
     )
 
 
-def rule_error(loop: object, method: str, rule: Rule, detail: str) -> UnsupportedError:
+def rule_error(loop: object, method: str, rule: Guard, detail: str) -> UnsupportedError:
     plan = plan_of(loop)
     return UnsupportedError(
         f"loop.{method}() {detail} with {type(loop).__name__} on {plan.platform}: "
@@ -78,7 +77,7 @@ def _fd_of(fileobj: Any) -> Optional[int]:
         return None  # the stock method raises its own clear ValueError
 
 
-def check_regular_file(loop: object, method: str, rule: Rule, fileobj: Any) -> None:
+def check_regular_file(loop: object, method: str, rule: Guard, fileobj: Any) -> None:
     """S1: refuse regular files, which readiness APIs cannot watch."""
     fd = _fd_of(fileobj)
     if fd is None:
@@ -94,7 +93,7 @@ def check_regular_file(loop: object, method: str, rule: Rule, fileobj: Any) -> N
 _NOT_A_SOCKET = (10038, 10045)
 
 
-def check_socket_only(loop: object, method: str, rule: Rule, fileobj: Any) -> None:
+def check_socket_only(loop: object, method: str, rule: Guard, fileobj: Any) -> None:
     """S5: the Windows selector loop's select() accepts sockets only.
 
     A zero-timeout select() on the handle is the cheapest exact probe: it fails
@@ -116,7 +115,7 @@ def check_socket_only(loop: object, method: str, rule: Rule, fileobj: Any) -> No
 
 
 # check name -> function(loop, method, rule, fileobj)
-METHOD_CHECKS: Dict[str, Callable[[object, str, Rule, Any], None]] = {
+METHOD_CHECKS: Dict[str, Callable[[object, str, Guard, Any], None]] = {
     "regular_file": check_regular_file,
     "socket_only": check_socket_only,
 }
@@ -132,7 +131,7 @@ class CappedSelectSelector(selectors.SelectSelector):
     Only register() is overridden: select() stays the stock hot path.
     """
 
-    _loopcompat_rule: Optional[Rule] = None
+    _loopcompat_rule: Optional[Guard] = None
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         rule = self._loopcompat_rule
@@ -145,7 +144,7 @@ class CappedSelectSelector(selectors.SelectSelector):
                 raise self._refuse(f"{rule.limit} sockets are already registered", rule)
         return super().register(fileobj, events, data)
 
-    def _refuse(self, detail: str, rule: Rule) -> UnsupportedError:
+    def _refuse(self, detail: str, rule: Guard) -> UnsupportedError:
         plan = getattr(self, PLAN_ATTRIBUTE, None)
         where = f" on {plan.platform}" if plan is not None else f" on {sys.platform}"
         return UnsupportedError(

@@ -20,168 +20,16 @@ from . import _knowledge as kb
 from ._errors import ConfigError, UnsupportedError
 from ._fallbacks import COST as FALLBACK_COST
 from ._fallbacks import READY as READY_FALLBACKS
+from ._plan import FALLBACK, NATIVE, UNSUPPORTED, Guard, Plan, Support, unmet_message
 from ._platform import Platform
-from ._vocab import FEATURES, LOOP_CLASS_NAMES, SELECTOR_CLASS_NAMES, normalize_options, parse_needs
-
-NATIVE = "native"
-FALLBACK = "fallback"
-UNSUPPORTED = "unsupported"
+from ._vocab import FEATURES, normalize_options, parse_needs
 
 Candidate = Tuple[str, Optional[str]]
-
-
-class Support:
-    """How a feature is served by a plan's loop: ``level`` is native, fallback or unsupported."""
-
-    __slots__ = ("level", "reason", "remedy", "fallback", "fact")
-
-    level: str
-    reason: str
-    remedy: str
-    fallback: Optional[str]
-    fact: Optional[str]
-
-    def __init__(
-        self,
-        level: str,
-        reason: str = "",
-        remedy: str = "",
-        fallback: Optional[str] = None,
-        fact: Optional[str] = None,
-    ) -> None:
-        for name, value in zip(self.__slots__, (level, reason, remedy, fallback, fact)):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Support is immutable")
-
-    def _key(self) -> Tuple[Any, ...]:
-        return (self.level, self.reason, self.remedy, self.fallback, self.fact)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Support) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        extra = f", fallback={self.fallback!r}" if self.fallback else ""
-        return f"Support({self.level!r}, reason={self.reason!r}{extra})"
-
-    def to_dict(self) -> Dict[str, Optional[str]]:
-        return {"level": self.level, "reason": self.reason, "remedy": self.remedy}
 
 
 def _from_rule(level: str, rule: kb.Rule, fallback: Optional[str] = None) -> Support:
     reason = f"{rule.reason} ({rule.fact})"
     return Support(level, reason, rule.remedy, fallback, rule.fact)
-
-
-class Plan:
-    """Which loop and selector to build, which fallbacks to plug in, and how each feature fares."""
-
-    __slots__ = (
-        "platform",
-        "needs",
-        "loop",
-        "selector",
-        "fallbacks",
-        "missing_fallbacks",
-        "features",
-        "unmet",
-        "warnings",
-        "options",
-    )
-
-    platform: Platform
-    needs: Tuple[str, ...]
-    loop: str
-    selector: Optional[str]
-    fallbacks: FrozenSet[str]
-    missing_fallbacks: FrozenSet[str]
-    features: Dict[str, Support]
-    unmet: Tuple[str, ...]
-    warnings: Tuple[str, ...]
-    options: Dict[str, Any]
-
-    def __init__(self, **fields: Any) -> None:
-        for name in self.__slots__:
-            object.__setattr__(self, name, fields[name])
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Plan is immutable")
-
-    def __repr__(self) -> str:
-        return (
-            f"Plan(loop={self.loop!r}, selector={self.selector!r}, fallbacks={sorted(self.fallbacks)!r}, "
-            f"unmet={self.unmet!r}, platform={self.platform!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Plan) and self.to_dict() == other.to_dict() and self.needs == other.needs
-
-    def __hash__(self) -> int:
-        return hash((self.platform, self.needs, self.loop, self.selector, self.fallbacks))
-
-    @property
-    def loop_class_name(self) -> str:
-        return LOOP_CLASS_NAMES[self.loop]
-
-    @property
-    def selector_class_name(self) -> Optional[str]:
-        return SELECTOR_CLASS_NAMES[self.selector] if self.selector else None
-
-    def support(self, feature: str) -> Support:
-        """How ``feature`` (a need name, or "max_sockets") is served.
-
-        :raises ConfigError: for an unknown feature name.
-        """
-        canonical = parse_needs([feature], "support()")[0] if feature != "max_sockets" else feature
-        return self.features[canonical]
-
-    def describe_loop(self) -> str:
-        if self.selector:
-            return f"{self.loop_class_name} with {self.selector_class_name}"
-        return self.loop_class_name
-
-    def explain(self) -> str:
-        """A human-readable account of the plan, the reasons and the remedies."""
-        lines = [
-            f"Platform:  {self.platform}  ({self.platform.system} {self.platform.release}, "
-            f"Python {self.platform.python}, {self.platform.implementation})",
-            f"Needs:     {', '.join(self.needs) or '(none declared)'}"
-            + (f"; max_sockets={self.options['max_sockets']}" if self.options.get("max_sockets") else ""),
-            f"Loop:      {self.describe_loop()}",
-            f"Fallbacks: {', '.join(sorted(self.fallbacks)) or 'none'}",
-            "Features:",
-        ]
-        for feature in FEATURES:
-            support = self.features[feature]
-            mark = "*" if feature in self.needs or (feature == "max_sockets" and self.options.get("max_sockets")) else " "
-            detail = f" via {support.fallback}" if support.level == FALLBACK else ""
-            lines.append(f"  {mark} {feature:<13} {support.level}{detail}")
-            if support.level != NATIVE:
-                lines.append(f"      why: {support.reason}")
-                if support.remedy:
-                    lines.append(f"      fix: {support.remedy}")
-        lines.append(f"Unmet:     {', '.join(self.unmet) or 'none'}")
-        for warning in self.warnings:
-            lines.append(f"Warning:   {warning}")
-        lines.append("(* = declared)")
-        return "\n".join(lines)
-
-    def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready form: keys loop, selector, fallbacks, features, unmet, warnings, platform."""
-        return {
-            "loop": self.loop,
-            "selector": self.selector,
-            "fallbacks": sorted(self.fallbacks),
-            "features": {name: support.to_dict() for name, support in self.features.items()},
-            "unmet": list(self.unmet),
-            "warnings": list(self.warnings),
-            "platform": self.platform.to_dict(),
-            "needs": list(self.needs),
-        }
 
 
 def _feature_support(
@@ -328,17 +176,25 @@ def make_plan(
     if unmet and opts["on_unsupported"] == "warn":
         notes.extend(f"unmet need {f}: {features[f].reason}. Remedy: {features[f].remedy}" for f in unmet)
 
+    built_selector = selector if loop == "selector" else None
+    guards = tuple(
+        Guard(rule.fact, rule.effect, rule.check, rule.methods, rule.limit, rule.reason, rule.remedy)
+        for rule in kb.rules_on(platform)
+        if rule.check and rule.effect in (kb.CHECK, kb.LIMIT) and rule.concerns(loop, built_selector)
+    )
     plan = Plan(
         platform=platform,
         needs=declared,
         loop=loop,
-        selector=selector if loop == "selector" else None,
+        selector=built_selector,
         fallbacks=fallbacks,
         missing_fallbacks=missing,
         features=features,
         unmet=unmet,
         warnings=tuple(notes),
         options=opts,
+        deprecations=tuple((rule.fact, rule.reason, rule.remedy) for rule in kb.rules_on(platform, kb.DEPRECATED)),
+        guards=guards,
     )
     if unmet and raise_unmet:
         message = unmet_message(plan)
@@ -346,17 +202,6 @@ def make_plan(
             raise UnsupportedError(message + "\n(pass on_unsupported='warn' to build this loop anyway)")
         _warn_once(message)
     return plan
-
-
-def unmet_message(plan: Plan) -> str:
-    lines = [
-        f"loopcompat cannot meet {len(plan.unmet)} declared need(s) on {plan.platform} "
-        f"with {plan.describe_loop()}, the best loop for them:"
-    ]
-    for feature in plan.unmet:
-        support = plan.features[feature]
-        lines.append(f"  - {feature}: {support.reason}. Remedy: {support.remedy}")
-    return "\n".join(lines)
 
 
 _warned: set = set()

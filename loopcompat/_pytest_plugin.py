@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional
 import pytest
 
 from . import _api
-from ._planner import Plan
+from ._plan import Plan
 
 _STATE: Dict[str, Any] = {}
 

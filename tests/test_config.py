@@ -252,12 +252,50 @@ def test_a_warm_start_parses_no_toml_and_imports_no_platformdirs(project, monkey
     assert _child(code, project).startswith("('subprocess',) warn True")
 
 
+WARM_PLAN = (
+    "import sys, loopcompat; p = loopcompat.install({args}); "
+    "print(p.needs, p.loop, sorted(p.fallbacks), "
+    "sorted(m for m in ('loopcompat._planner', 'loopcompat._knowledge', 'loopcompat._config', "
+    "'loopcompat._vocab') if m in sys.modules))"
+)
+
+
+def test_a_warm_start_reuses_the_plan_without_the_planner_or_config_reader(project):
+    """The second start takes its plan from the start-up cache; every input of the plan is in the key."""
+    planner = ['loopcompat._config', 'loopcompat._knowledge', 'loopcompat._planner', 'loopcompat._vocab']
+
+    def expect(needs, cold):
+        plan = loopcompat.plan(needs)  # pure: the same platform, no configuration
+        return f"{plan.needs} {plan.loop} {sorted(plan.fallbacks)} {planner if cold else []}"
+
+    write(project / "pyproject.toml", '[tool.loopcompat]\nneeds = ["udp"]\n')
+    code = WARM_PLAN.format(args="")
+    assert _child(code, project) == expect(["udp"], cold=True)
+    assert _child(code, project) == expect(["udp"], cold=False)
+    # Each input is part of the key: the environment, the arguments, the config files.
+    signals = {"LOOPCOMPAT_NEEDS": "signals"}
+    assert _child(code, project, signals) == expect(["udp", "signals"], cold=True)
+    assert _child(code, project, signals) == expect(["udp", "signals"], cold=False)
+    argument = WARM_PLAN.format(args="needs=['subprocess']")
+    assert _child(argument, project) == expect(["udp", "subprocess"], cold=True)
+    assert _child(code, project) == expect(["udp"], cold=False)  # the first plan is still cached
+    write(Path(os.environ["LOOPCOMPAT_USER_CONFIG"]), 'needs = ["pipes"]\n')
+    assert _child(code, project) == expect(["pipes", "udp"], cold=True)
+    # A plan that cannot be met is never cached: the error comes back every time, from the planner.
+    write(project / "pyproject.toml", '[tool.loopcompat]\nneeds = ["udp"]\nselector = "select"\nmax-sockets = 5000\n')
+    for _ in range(2):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        result = subprocess.run([sys.executable, "-c", code], cwd=str(project), env=env, capture_output=True,
+                                text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert result.returncode == 1 and "UnsupportedError" in result.stderr and "max_sockets" in result.stderr
+
+
 def test_a_broken_cache_is_ignored(project):
     write(project / "pyproject.toml", '[tool.loopcompat]\nneeds = ["udp"]\n')
     cache_dir = Path(os.environ["LOOPCOMPAT_CACHE_DIR"])
     cache_dir.mkdir(parents=True, exist_ok=True)
     for junk in (b"", b"\x00garbage", b"\xe9\x01\x00\x00\x00"):
-        for name in os.listdir(cache_dir) or [f"config-cache-{sys.implementation.cache_tag}.marshal"]:
+        for name in os.listdir(cache_dir) or [f"startup-cache-{sys.implementation.cache_tag}.marshal"]:
             (cache_dir / name).write_bytes(junk)
         assert _child("import loopcompat; print(loopcompat.install().needs)", project) == "('udp',)"
 

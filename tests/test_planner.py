@@ -8,6 +8,7 @@ release does not ship yet must show up as unmet too, never as working.
 from __future__ import annotations
 
 import itertools
+import marshal
 import warnings
 
 import pytest
@@ -15,6 +16,8 @@ import pytest
 import loopcompat
 from loopcompat import ConfigError, Platform, UnsupportedError
 from loopcompat._fallbacks import READY
+from loopcompat._plan import plan_from_record, plan_to_record
+from loopcompat._vocab import parse_needs
 
 # The table plans unmet needs on purpose (on_unsupported="warn"); the warning itself is tested below.
 pytestmark = pytest.mark.filterwarnings("ignore:loopcompat cannot meet:RuntimeWarning")
@@ -130,12 +133,21 @@ def _check(plan, expected, needs):
     for feature in set(needs) - set(plan.unmet):
         level = plan.support(feature).level
         assert level == ("fallback" if plan.support(feature).fallback in plan.fallbacks else "native")
+    _check_round_trip(plan)
+
+
+def _check_round_trip(plan):
+    """The start-up cache stores plans as marshal records: every field must come back equal."""
+    again = plan_from_record(marshal.loads(marshal.dumps(plan_to_record(plan))), plan.platform)
+    assert again == plan
+    for name in type(plan).__slots__:
+        assert getattr(again, name) == getattr(plan, name), name
 
 
 @pytest.mark.parametrize("platform, opts, expected", list(_windows_cases()))
 def test_windows_plans(platform, opts, expected):
     opts = dict(opts)
-    needs = loopcompat._vocab.parse_needs(opts.pop("needs", []))
+    needs = parse_needs(opts.pop("needs", []))
     plan = loopcompat.plan(needs, platform=platform, on_unsupported="warn", **opts)
     _check(plan, expected, needs)
 
