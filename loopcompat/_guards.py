@@ -9,6 +9,7 @@ class, the platform, the reason and the remedy, with the original chained.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import selectors
 import stat
@@ -114,10 +115,38 @@ def check_socket_only(loop: object, method: str, rule: Guard, fileobj: Any) -> N
         return
 
 
+def raw_io(pipe: Any) -> Any:
+    """The raw I/O object under a text or buffered file object (or ``pipe`` itself)."""
+    raw = getattr(pipe, "buffer", pipe)
+    return getattr(raw, "raw", raw)
+
+
+def has_crt_descriptor(pipe: Any) -> bool:
+    """True when ``pipe.fileno()`` is a C runtime file descriptor (any file object), not an OS handle."""
+    raw = raw_io(pipe)
+    return isinstance(raw, io.FileIO) or type(raw).__name__ == "_WindowsConsoleIO"
+
+
+# The private transport factories a check guards, by the public method the user called.
+_PUBLIC_NAMES = {
+    "_make_read_pipe_transport": "connect_read_pipe",
+    "_make_write_pipe_transport": "connect_write_pipe",
+}
+
+
+def check_overlapped_handle(loop: object, method: str, rule: Guard, pipe: Any) -> None:
+    """X9: the proactor loop needs a pipe handle opened for overlapped I/O; refuse file objects
+    before the stock transport starts a read that fails where the protocol never hears of it."""
+    if has_crt_descriptor(pipe):
+        public = _PUBLIC_NAMES.get(method, method)
+        raise rule_error(loop, public, rule, f"cannot use {pipe!r}, a file object (not an overlapped handle),")
+
+
 # check name -> function(loop, method, rule, fileobj)
 METHOD_CHECKS: Dict[str, Callable[[object, str, Guard, Any], None]] = {
     "regular_file": check_regular_file,
     "socket_only": check_socket_only,
+    "overlapped_handle": check_overlapped_handle,
 }
 
 

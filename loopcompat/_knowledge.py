@@ -468,6 +468,26 @@ RULES: Tuple[Rule, ...] = (
         source="https://bugs.python.org/issue21807 and macOS kqueue(2)",
     ),
     Rule(
+        fact="X9",
+        summary="Windows proactor loop: pipes must be handles opened for overlapped I/O (not stdin, os.pipe())",
+        effect=CHECK,
+        systems=("windows",),
+        loops=("proactor",),
+        features=("pipes",),
+        methods=("_make_read_pipe_transport", "_make_write_pipe_transport"),
+        fallback="threaded_pipes",
+        check="overlapped_handle",
+        reason="the proactor loop does pipe I/O through a completion port and takes pipe.fileno() for a "
+        "HANDLE opened for overlapped I/O; a file object (sys.stdin, os.pipe(), Popen pipes) gives a C runtime "
+        "descriptor instead, and its first read fails with [WinError 6] or [WinError 87] that the protocol never "
+        "hears of: the transport hangs",
+        remedy="declare needs=['pipes'] (loopcompat adds the threaded_pipes fallback for such pipes), or pass "
+        "a handle opened for overlapped I/O (asyncio.windows_utils.pipe() wrapped in PipeHandle)",
+        source="https://github.com/python/cpython/blob/3.13/Lib/asyncio/windows_events.py (IocpProactor.recv/"
+        "send on pipe.fileno(), all versions) and https://learn.microsoft.com/windows/win32/api/fileapi/"
+        "nf-fileapi-readfile (overlapped I/O needs FILE_FLAG_OVERLAPPED)",
+    ),
+    Rule(
         fact="X3",
         summary="Other POSIX selectors: poll, then select",
         effect=SELECTORS,

@@ -49,11 +49,32 @@ def _feature_support(
         if feature in rule.features and rule.concerns(loop, selector)
     ]
     if not blockers:
+        # Native, except for some inputs a per-call check refuses (X9: the proactor loop and
+        # pipes not opened for overlapped I/O); a fallback that takes those over makes it whole.
+        for rule in kb.rules_on(platform, kb.CHECK):
+            if feature in rule.features and rule.fallback and rule.concerns(loop, selector):
+                if rule.fallback in options["fallbacks"]:
+                    return _from_rule(FALLBACK, rule, rule.fallback)
         return Support(NATIVE)
     uncovered = [rule for rule in blockers if not (rule.fallback and rule.fallback in options["fallbacks"])]
     if uncovered:
         return _from_rule(UNSUPPORTED, uncovered[0])
     return _from_rule(FALLBACK, blockers[0], blockers[0].fallback)
+
+
+def _fallback_cost(platform: Platform, support: Support) -> float:
+    """A fallback's cost; half of it when the loop serves most inputs natively and the fallback
+    takes over only the ones a check refuses (so the proactor loop, which serves its own pipe
+    handles, beats the selector loop, which serves no pipe at all)."""
+    if support.level != FALLBACK or not support.fallback:
+        return 0
+    cost = FALLBACK_COST.get(support.fallback, 0)
+    return cost / 2 if _is_partial(platform, support) else cost
+
+
+def _is_partial(platform: Platform, support: Support) -> bool:
+    """Whether the loop serves the feature natively but for the inputs a check refuses."""
+    return any(rule.fact == support.fact for rule in kb.rules_on(platform, kb.CHECK))
 
 
 # Third-party loops this release knows how to build (the knowledge base says where each exists).
@@ -137,7 +158,7 @@ def make_plan(
     for order, candidate in enumerate(_candidates(platform, opts, optional)):
         features = {feature: _feature_support(platform, candidate, feature, opts) for feature in FEATURES}
         unmet_count = sum(features[f].level == UNSUPPORTED for f in wanted)
-        cost = sum(FALLBACK_COST.get(features[f].fallback or "", 0) for f in wanted)
+        cost = sum(_fallback_cost(platform, features[f]) for f in wanted)
         loop, selector = candidate
         prefer_rank = prefer.index(loop) if loop in prefer else len(prefer)
         is_default = loop == default[0] and (loop != "selector" or selector == default[1])
@@ -153,6 +174,9 @@ def make_plan(
     missing = frozenset(name for name in designed if name and name not in READY_FALLBACKS)
     for feature, support in list(features.items()):
         if support.level != FALLBACK:
+            continue
+        if _is_partial(platform, support) and (feature not in wanted or support.fallback not in READY_FALLBACKS):
+            features[feature] = Support(NATIVE)  # as the stock loop, with the check's clear error
             continue
         if support.fallback not in READY_FALLBACKS:
             why = f"the {support.fallback} fallback that covers it is not shipped in this loopcompat release yet"
@@ -181,6 +205,7 @@ def make_plan(
         Guard(rule.fact, rule.effect, rule.check, rule.methods, rule.limit, rule.reason, rule.remedy)
         for rule in kb.rules_on(platform)
         if rule.check and rule.effect in (kb.CHECK, kb.LIMIT) and rule.concerns(loop, built_selector)
+        and not (rule.fallback and rule.fallback in fallbacks)  # the fallback takes those inputs over
     )
     plan = Plan(
         platform=platform,

@@ -30,7 +30,14 @@ PYTHONS = [f"3.{minor}" for minor in range(5, 16)]
 W = {
     "none": ({}, (("selector", "select", (), ()), ("proactor", None, (), ()))),
     "subprocess": ({"needs": ["subprocess"]}, (("proactor", None, (), ()),) * 2),
-    "pipes": ({"needs": ["pipes"]}, (("proactor", None, (), ()),) * 2),
+    # The proactor loop serves its own overlapped pipe handles; threaded_pipes takes file objects (X9).
+    "pipes": ({"needs": ["pipes"]}, (("proactor", None, ("threaded_pipes",), ()),) * 2),
+    "pipes, no fallbacks": ({"needs": ["pipes"], "fallbacks": False}, (("proactor", None, (), ()),) * 2),
+    "pipes+udp": (
+        {"needs": ["pipes", "udp"]},
+        (("selector", "select", ("threaded_pipes",), ()), ("proactor", None, ("threaded_pipes",), ())),
+    ),
+    "pipes+subprocess": ({"needs": ["pipes", "subprocess"]}, (("proactor", None, ("threaded_pipes",), ()),) * 2),
     "add_reader": ({"needs": ["add_reader"]}, (("selector", "select", (), ()),) * 2),
     "add_writer alias": ({"needs": ["add_writer"]}, (("selector", "select", (), ()),) * 2),
     "add_reader 2000 sockets": (

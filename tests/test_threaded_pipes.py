@@ -14,6 +14,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -366,7 +367,12 @@ async def main(loop):
     writer.close()
     await writer.wait_closed()
 
-loop = fallback_loop(["pipes"])
+if sys.argv[2] == "fallback":
+    loop = fallback_loop(["pipes"])
+else:  # what an application gets: the platform's default loop, planned for pipes
+    import loopcompat
+    loop = loopcompat.new_event_loop(["pipes"], config=False)
+sys.stderr.write(type(loop).__name__ + "\n")
 try:
     loop.run_until_complete(main(loop))
 finally:
@@ -374,12 +380,15 @@ finally:
 """
 
 
-def test_sys_stdin_and_sys_stdout_as_pipes():
+@pytest.mark.parametrize("which", ["fallback", "default"])
+def test_sys_stdin_and_sys_stdout_as_pipes(which):
     lines = b"".join(b"line %d\n" % i for i in range(5000))
-    result = subprocess.run([PY, "-c", STDIO_CHILD, ROOT], input=lines, stdout=subprocess.PIPE,
+    result = subprocess.run([PY, "-c", STDIO_CHILD, ROOT, which], input=lines, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert result.stdout.replace(b"\r\n", b"\n") == lines.upper() + b"lines: 5000\n"
+    if IS_WINDOWS and which == "default":  # stdin on the proactor loop (X9), through threaded_pipes
+        assert result.stderr.decode().split() == ["ProactorEventLoop"]
 
 
 # --- loop.close() and the explicit switch -------------------------------------------------------------
@@ -457,6 +466,61 @@ def test_stock_proactor_cannot_read_an_os_pipe(pipe):
         loop.close()
     causes = [e for exc in errors for e in (exc, exc.__context__) if isinstance(e, OSError)]
     assert causes and causes[0].winerror in (6, 87)
+
+
+@windows_only
+def test_the_default_proactor_plan_refuses_a_file_object_pipe_with_the_reason_instead_of_hanging(pipe):
+    # Without needs=["pipes"] the proactor loop keeps its own pipe transports; X9's check turns the
+    # silent hang above into an UnsupportedError, and the pipe and the loop stay usable.
+    r, w = pipe
+    loop = loopcompat.new_event_loop(config=False)
+    try:
+        assert type(loop).__mro__[1] is asyncio.ProactorEventLoop and not loop._loopcompat_plan.fallbacks
+        for method, end in (("connect_read_pipe", r), ("connect_write_pipe", w)):
+            with pytest.raises(UnsupportedError, match=method + r"\(\).*file object.*\(X9\).*needs=\['pipes'\]"):
+                run(loop, getattr(loop, method)(asyncio.Protocol, end))
+        assert not r.closed and not w.closed
+        w.write(b"still a pipe")
+        assert r.read(12) == b"still a pipe"
+        assert run(loop, asyncio.sleep(0, "alive")) == "alive"
+    finally:
+        loop.close()
+
+
+@windows_only
+def test_the_pipes_plan_on_proactor_reads_a_child_through_os_pipe_and_runs_native_subprocesses(pipe):
+    from asyncio import proactor_events
+
+    from loopcompat._fallbacks._threaded_pipes import ThreadedReadPipeTransport
+
+    r, w = pipe
+    before = threading.enumerate()
+    loop = loopcompat.new_event_loop(["pipes", "subprocess"], config=False)
+    size = 4 * 1024 * 1024
+    try:
+        assert isinstance(loop, asyncio.ProactorEventLoop)
+        assert loop._loopcompat_plan.fallbacks == frozenset({"threaded_pipes"})
+        writer = child(f"import sys; sys.stdout.buffer.write(b'p' * {size})", stdout=w)
+        w.close()  # the child holds the only write end: EOF when it exits
+
+        async def main():
+            transport, protocol = await loop.connect_read_pipe(lambda: Recorder(loop), r)
+            assert isinstance(transport, ThreadedReadPipeTransport)
+            await protocol.lost
+            # The loop's own overlapped pipes (a subprocess) stay native, next to the threaded ones.
+            proc = await asyncio.create_subprocess_exec(PY, "-c", "print(input()[::-1])", stdin=asyncio.subprocess.PIPE,
+                                                        stdout=asyncio.subprocess.PIPE)
+            assert isinstance(proc._transport.get_pipe_transport(1), proactor_events._ProactorReadPipeTransport)
+            out, _ = await proc.communicate(b"olleh\n")
+            return len(protocol.data), protocol.events, out.strip()
+
+        length, events, out = run(loop, main())
+        assert writer.wait(timeout=60) == 0
+        assert length == size and events[-2:] == ["eof_received", ("connection_lost", None)]
+        assert out == b"hello"
+    finally:
+        loop.close()
+    assert new_threads(before) == []
 
 
 @windows_only

@@ -98,13 +98,15 @@ def test_S4_select_selector_only_and_512_sockets_per_select():
 def test_S5_selector_loop_select_rejects_non_socket_handles():
     loop = asyncio.SelectorEventLoop()
     r, w = os.pipe()
+    nap = asyncio.sleep(0.01)
     try:
         loop.add_reader(r, lambda: None)  # stock accepts the registration ...
         with pytest.raises(OSError) as info:  # ... and the loop's select() then fails: WSAENOTSOCK
-            loop.run_until_complete(asyncio.sleep(0.01))
+            loop.run_until_complete(nap)
         # WSAENOTSOCK on Windows; Wine answers WSAEOPNOTSUPP (10045) for the same call
         assert getattr(info.value, "winerror", None) in ((10038, 10045) if UNDER_WINE else (10038,))
     finally:
+        nap.close()  # the loop broke before its task could run it
         loop._selector.unregister(r)
         loop.close()
         os.close(r)

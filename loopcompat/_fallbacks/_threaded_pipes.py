@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
-import io
 import os
 import select
 import stat
@@ -56,6 +55,7 @@ from asyncio.log import logger
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Set, Tuple, Union
 
 from .._errors import UnsupportedError
+from .._guards import has_crt_descriptor, raw_io
 
 if sys.platform == "win32":
     import _winapi
@@ -164,18 +164,6 @@ def _set_result_unless_cancelled(future: "asyncio.Future[None]") -> None:
 
 class Interrupted(Exception):
     """The loop asked the thread to stop (raised by a :class:`PipeEnd` call)."""
-
-
-def _raw_io(pipe: Any) -> Any:
-    """The raw I/O object under a text or buffered file object (or ``pipe`` itself)."""
-    raw = getattr(pipe, "buffer", pipe)
-    return getattr(raw, "raw", raw)
-
-
-def has_crt_descriptor(pipe: Any) -> bool:
-    """True when ``pipe.fileno()`` is a C runtime file descriptor (any file object), not an OS handle."""
-    raw = _raw_io(pipe)
-    return isinstance(raw, io.FileIO) or type(raw).__name__ == "_WindowsConsoleIO"
 
 
 class PipeEnd:
@@ -388,7 +376,7 @@ def open_pipe_end(pipe: Any, method: str) -> PipeEnd:
         raise ValueError(f"loop.{method}(): pipe transports are for pipes, sockets and character devices, "
                          f"not fd {fd}")
     if sys.platform == "win32":
-        raw = _raw_io(pipe)
+        raw = raw_io(pipe)
         console = raw if type(raw).__name__ == "_WindowsConsoleIO" else None
         return _WindowsPipeEnd(fd, stat.S_ISFIFO(mode), handle, console)
     else:
