@@ -2,9 +2,11 @@
 
     python3 benchmarks/run_all.py [--only hotpath,startup] [--no-windows] [--output docs/performance.md]
 
-Linux runs use the test venv of CPython 3.11 (tests/run.py creates it); the
-Windows runs go through the Windows test bed (tests/winbed.py, CPython 3.13
-under Wine). Each benchmark prints its own Markdown section with medians,
+Linux runs use a benchmark venv of CPython 3.11 holding loopcompat's
+dependencies and the peers compared against (tornado), created on first use;
+the Windows runs go through the Windows test bed (tests/winbed.py, CPython 3.13
+under Wine) with tornado added (LOOPCOMPAT_WINBED_PACKAGES). Peers are never
+loopcompat dependencies. Each benchmark prints its own Markdown section with medians,
 spread and ratios against the stock loop or a peer measured in the same run;
 this script only runs them and assembles the report. Benchmarks are not tests:
 .ci/run does not run them.
@@ -13,6 +15,7 @@ this script only runs them and assembles the report. Benchmarks are not tests:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -22,8 +25,11 @@ from typing import List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
-LINUX_PYTHON = Path.home() / ".cache" / "loopcompat" / "venvs" / "py3.11" / "bin" / "python"
+PEERS_VENV = Path.home() / ".cache" / "loopcompat" / "bench-venvs" / "peers-3.11"
+PEERS = ["tornado"]
 WINDOWS_VERSION = "3.13"
+# Under Wine each proactor loop iteration costs a wineserver round trip: smaller counts, fewer rounds.
+WINDOWS_ARGS = {"hotpath.py": ("--scale", "0.1", "--rounds", "9")}
 
 # (script, where it runs): "linux" with the test venv's CPython 3.11, "windows" under the test bed.
 BENCHMARKS: Sequence[Tuple[str, Tuple[str, ...]]] = (
@@ -34,10 +40,22 @@ BENCHMARKS: Sequence[Tuple[str, Tuple[str, ...]]] = (
 )
 
 
+def _peers_python() -> str:
+    """CPython 3.11 in a venv with loopcompat's dependencies and the peers (created once)."""
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        base = subprocess.run(["pyenv", "prefix", "3.11"], capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run([os.path.join(base, "bin", "python"), "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "packaging",
+                        "platformdirs", *PEERS], check=True)
+    return str(python)
+
+
 def _run(command: List[str]) -> Tuple[int, str, float]:
     started = time.monotonic()
+    env = dict(os.environ, LOOPCOMPAT_WINBED_PACKAGES=" ".join(PEERS))
     proc = subprocess.run(command, cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True, env=env)
     elapsed = time.monotonic() - started
     output = proc.stdout.strip()
     if proc.returncode != 0:
@@ -52,7 +70,7 @@ def main() -> int:
     parser.add_argument("--output", default=str(ROOT / "docs" / "performance.md"))
     args = parser.parse_args()
     only = {name.strip() for name in args.only.split(",")} if args.only else None
-    python = str(LINUX_PYTHON) if LINUX_PYTHON.exists() else sys.executable
+    python = _peers_python()
 
     sections: List[str] = []
     failures = 0
@@ -70,7 +88,7 @@ def main() -> int:
                 command = [python, str(HERE / script)]
             else:
                 command = [sys.executable, str(ROOT / "tests" / "winbed.py"), "run", WINDOWS_VERSION, "--",
-                           f"benchmarks/{script}"]
+                           f"benchmarks/{script}", *WINDOWS_ARGS.get(script, ())]
             print(f"=== {name} on {place}", flush=True)
             code, output, elapsed = _run(command)
             failures += code != 0

@@ -194,7 +194,11 @@ def measure(make: Callable[[], Made], idle_sockets: List[socket.socket], busy: b
 
         try:
             elapsed = loop.run_until_complete(main())
-        except (OSError, ValueError, asyncio.TimeoutError) as exc:
+        except asyncio.TimeoutError:
+            print("  stalled: no round trip completed for 30 s", file=sys.stderr)
+            _stalled.add(id(make))
+            return None
+        except (OSError, ValueError) as exc:
             print(f"  failed: {exc!r}", file=sys.stderr)
             return None
         return latencies, elapsed
@@ -216,6 +220,9 @@ def measure(make: Callable[[], Made], idle_sockets: List[socket.socket], busy: b
 
 def _idle() -> None:
     pass
+
+
+_stalled: Set[int] = set()  # the backends (by factory) whose last failed cell stalled rather than raised
 
 
 def p99(samples: List[float]) -> float:
@@ -241,6 +248,7 @@ def main() -> None:
     for make in chosen.values():
         make()[2]()  # warm-up: imports, first loop
     rows: List[List[object]] = []
+    stalled_cells: Set[Tuple[str, int, bool]] = set()
     for busy in [load == "busy" for load in loads]:
         for size in sizes:
             pairs = [socket.socketpair() for _ in range(size // 2)]
@@ -257,9 +265,12 @@ def main() -> None:
                         continue
                     print(f"{name}: {size} idle sockets, {'busy' if busy else 'idle'} loop, batch {repeat + 1}",
                           file=sys.stderr, flush=True)
+                    _stalled.discard(id(chosen[name]))
                     result = measure(chosen[name], idle_sockets, busy, rounds)
                     if result is None or not result[0]:
                         failed.add(name)
+                        if id(chosen[name]) in _stalled:
+                            stalled_cells.add((name, size, busy))
                         continue
                     samples[name] += result[0]
                     elapsed[name] += result[1]
@@ -270,6 +281,8 @@ def main() -> None:
             for name in names:
                 if name in failed:
                     reason = "fails (select(): 512 sockets)" if WINDOWS and size > 500 else "fails"
+                    if (name, size, busy) in stalled_cells:
+                        reason = "stalls"
                     rows.append([name, size, load, reason, "", "", ""])
                     continue
                 median = statistics.median(samples[name])
@@ -285,6 +298,16 @@ def main() -> None:
     print(f"## add_reader round trips ({machine()}; loopcompat: {described}; "
           f"{args.repeats} alternating batches per cell)\n")
     print(table(["backend", "idle sockets", "loop", "median us", "p99 us", "round trips/s", "median vs native"], rows))
+    if stalled_cells:
+        print("\n\"stalls\": the round trips stopped (no event for 30 s). A helper thread whose select()/poll() "
+              "has returned needs the GIL back, and CPython hands it over only when its holder has kept it for "
+              "a whole switch interval (5 ms) without releasing it: a loop that runs 1 ms CPU chunks and "
+              "releases the GIL for a fast zero-timeout select() between them never does, so the thread "
+              "waits for as long as the loop stays busy. Threads from select()-based backends (tornado's and "
+              "loopcompat's thread watcher) are exposed; the AFD watcher, loopcompat's default on Windows, "
+              "has no thread. A thread that dies also shows as \"stalls\": tornado's, at 2,000 sockets on "
+              "Linux, on \"filedescriptor out of range in select()\" (fds past FD_SETSIZE), printed on its "
+              "stderr only.")
 
 
 if __name__ == "__main__":
