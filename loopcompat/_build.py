@@ -75,12 +75,16 @@ def stock_loop_class(loop_name: str) -> Type[asyncio.AbstractEventLoop]:
         if cls is None:
             raise UnsupportedError("ProactorEventLoop exists only on Windows")
         return cls  # type: ignore[no-any-return]
-    if loop_name == "uvloop":
+    if loop_name in ("uvloop", "winloop"):
+        import importlib
+
         try:
-            import uvloop
+            module = importlib.import_module(loop_name)
         except ImportError as exc:
-            raise UnsupportedError(f"the plan names uvloop, which cannot be imported: {exc} (pip install uvloop)") from exc
-        return uvloop.Loop  # type: ignore[no-any-return]
+            raise UnsupportedError(
+                f"the plan names {loop_name}, which cannot be imported: {exc} (pip install {loop_name})"
+            ) from exc
+        return module.Loop  # type: ignore[no-any-return]
     raise UnsupportedError(f"loop {loop_name!r} cannot be built by this loopcompat release")
 
 
@@ -245,9 +249,10 @@ def loop_kind(loop: asyncio.AbstractEventLoop) -> Tuple[Optional[str], Optional[
     proactor = getattr(asyncio, "ProactorEventLoop", None)
     if proactor is not None and isinstance(loop, proactor):
         return "proactor", None
-    uvloop = sys.modules.get("uvloop")
-    if uvloop is not None and isinstance(loop, uvloop.Loop):
-        return "uvloop", None
+    for name in ("uvloop", "winloop"):
+        module = sys.modules.get(name)
+        if module is not None and isinstance(loop, module.Loop):
+            return name, None
     from asyncio import selector_events
 
     if isinstance(loop, selector_events.BaseSelectorEventLoop):

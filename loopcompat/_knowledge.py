@@ -164,6 +164,7 @@ RULES: Tuple[Rule, ...] = (
         summary="add_signal_handler/remove_signal_handler unsupported",
         effect=UNSUPPORTED,
         systems=("windows",),
+        loops=("selector", "proactor"),  # asyncio's loops; winloop delivers SIGINT itself (tested)
         features=("signals",),
         methods=("add_signal_handler", "remove_signal_handler"),
         fallback="signal_bridge",
@@ -440,17 +441,18 @@ RULES: Tuple[Rule, ...] = (
         systems=("windows",),
         python=">=3.9",
         value="winloop",
-        reason="winloop is the Windows port of uvloop",
+        reason="winloop is the Windows port of uvloop (libuv): subprocesses, pipes (also file objects), "
+        "add_reader on sockets, SIGINT handlers and UDP all work on it; AF_UNIX does not (S2)",
         remedy="pip install winloop, and list it in prefer",
         source="https://github.com/Vizonex/Winloop (README)",
     ),
     Rule(
         fact="X7",
-        summary="uvloop: timers have millisecond resolution",
+        summary="uvloop and winloop: timers have millisecond resolution",
         effect=NOTE,
-        loops=("uvloop",),
-        reason="uvloop schedules call_later/call_at on libuv's millisecond clock (uv_now)",
-        remedy="do not rely on sub-millisecond timer precision with uvloop",
+        loops=("uvloop", "winloop"),
+        reason="uvloop and winloop schedule call_later/call_at on libuv's millisecond clock (uv_now)",
+        remedy="do not rely on sub-millisecond timer precision with uvloop or winloop",
         source="https://docs.libuv.org/en/v1.x/loop.html#c.uv_now",
     ),
     Rule(

@@ -78,7 +78,7 @@ def _is_partial(platform: Platform, support: Support) -> bool:
 
 
 # Third-party loops this release knows how to build (the knowledge base says where each exists).
-BUILDABLE_OPTIONAL_LOOPS = ("uvloop",)
+BUILDABLE_OPTIONAL_LOOPS = ("uvloop", "winloop")
 
 
 def _optional_candidates(

@@ -1,8 +1,13 @@
-"""uvloop: planned when preferred, installed and able; built for real on Linux."""
+"""uvloop and winloop: planned when preferred, installed and able; built for real (uvloop on Linux,
+winloop under the Windows test bed)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import sys
 import tempfile
 
 import pytest
@@ -10,6 +15,8 @@ import pytest
 import loopcompat
 from loopcompat import ConfigError, Platform, UnsupportedError
 from loopcompat._planner import make_plan
+
+from .conftest import IS_WINDOWS
 
 
 def test_planned_when_preferred_on_posix():
@@ -25,7 +32,9 @@ def test_planned_when_preferred_on_posix():
     [
         (Platform("linux", "6.1", "3.12"), {"prefer": ["uvloop"]}, frozenset(), "selector", "not installed"),
         (Platform("windows", "10", "3.12"), {"prefer": ["uvloop"]}, None, "proactor", "does not exist for Windows"),
-        (Platform("windows", "10", "3.12"), {"prefer": ["winloop"]}, None, "proactor", "does not build winloop"),
+        (Platform("windows", "10", "3.12"), {"prefer": ["winloop"]}, frozenset(), "proactor", "not installed"),
+        (Platform("windows", "10", "3.8"), {"prefer": ["winloop"]}, None, "proactor", "does not exist"),
+        (Platform("linux", "6.1", "3.12"), {"prefer": ["winloop"]}, None, "selector", "does not exist"),
         (Platform("linux", "6.1", "3.7"), {"prefer": ["uvloop"]}, None, "selector", "does not exist"),
     ],
 )
@@ -73,6 +82,86 @@ def test_adopt_a_uvloop_loop(uvloop):
         assert loop._loopcompat_plan.loop == "uvloop" and isinstance(loop, uvloop.Loop)
         with tempfile.TemporaryFile() as f, pytest.raises(UnsupportedError):
             loop.add_writer(f.fileno(), lambda: None)
+        assert loop.run_until_complete(asyncio.sleep(0, 7)) == 7
+    finally:
+        loop.close()
+
+
+def test_winloop_is_planned_for_every_need_but_unix_sockets():
+    windows = Platform("windows", "10", "3.12")
+    plan = make_plan(["subprocess", "pipes", "add_reader", "signals", "udp"], windows, {"prefer": ["winloop"]})
+    assert (plan.loop, plan.fallbacks, plan.unmet) == ("winloop", frozenset(), ())
+    assert any("X7" in w for w in plan.warnings)  # millisecond timers, as uvloop
+    # AF_UNIX is on no Windows loop (S2): winloop, still the preferred one, says so.
+    with pytest.warns(RuntimeWarning, match=r"unix_sockets: .*\(S2\)"):
+        plan = make_plan(["unix_sockets", "subprocess"], windows, {"prefer": ["winloop"], "on_unsupported": "warn"})
+    assert (plan.loop, plan.unmet) == ("winloop", ("unix_sockets",))
+
+
+@pytest.fixture
+def winloop():
+    if not IS_WINDOWS:
+        pytest.skip("winloop is for Windows only (a Windows test-bed dependency)")
+    if sys.version_info < (3, 9):
+        pytest.skip("winloop has no build for Python 3.8 (fact X6)")
+    import winloop  # the test bed installs it on 3.9+: a missing module is a failure, not a skip
+
+    return winloop
+
+
+def test_install_with_prefer_builds_a_real_winloop_loop_that_does_what_the_stock_loops_cannot(winloop, tmp_path):
+    plan = loopcompat.install(prefer=["winloop"], needs=["subprocess", "pipes", "add_reader", "signals"])
+    assert (plan.loop, plan.fallbacks, plan.unmet) == ("winloop", frozenset(), ())
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "print(input()[::-1])", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(b"olleh\n"), 30)
+        a, b = socket.socketpair()  # add_reader, which the proactor loop lacks (S8)
+        try:
+            readable = loop.create_future()
+            loop.add_reader(a, lambda: readable.done() or readable.set_result(a.recv(16)))
+            b.send(b"ready")
+            got = await asyncio.wait_for(readable, 10)
+            assert loop.remove_reader(a) is True
+        finally:
+            a.close()
+            b.close()
+        caught = loop.create_future()  # a SIGINT handler, which neither stock loop has (S3)
+        loop.add_signal_handler(signal.SIGINT, lambda: caught.done() or caught.set_result("SIGINT"))
+        signal.raise_signal(signal.SIGINT)
+        signalled = await asyncio.wait_for(caught, 10)
+        assert loop.remove_signal_handler(signal.SIGINT) is True
+        r, w = os.pipe()  # a file object pipe, which the proactor loop cannot read (X9)
+        reader = asyncio.StreamReader()
+        with open(r, "rb", buffering=0) as r_file, open(w, "wb", buffering=0) as w_file:
+            transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), r_file)
+            w_file.write(b"through a pipe")
+            piped = await asyncio.wait_for(reader.readexactly(14), 10)
+            transport.close()
+            await asyncio.sleep(0)
+        return loop, out.strip(), got, signalled, piped
+
+    loop, out, got, signalled, piped = asyncio.run(main())
+    assert isinstance(loop, winloop.Loop) and loop._loopcompat_plan is plan
+    assert (out, got, signalled, piped) == (b"hello", b"ready", "SIGINT", b"through a pipe")
+    fresh = asyncio.new_event_loop()
+    try:
+        path = tmp_path / "regular"
+        path.write_bytes(b"x")
+        with open(path, "rb") as f, pytest.raises(UnsupportedError, match=r"regular file.*\(S1\)"):
+            fresh.add_reader(f.fileno(), lambda: None)
+    finally:
+        fresh.close()
+
+
+def test_adopt_a_winloop_loop(winloop):
+    loop = winloop.new_event_loop()
+    try:
+        assert loopcompat.adopt(loop) is loop
+        assert loop._loopcompat_plan.loop == "winloop" and isinstance(loop, winloop.Loop)
         assert loop.run_until_complete(asyncio.sleep(0, 7)) == 7
     finally:
         loop.close()

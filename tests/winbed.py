@@ -57,6 +57,8 @@ BASE_PACKAGES = ("pytest", "pluggy", "iniconfig", "packaging", "colorama", "plat
 # Host pip evaluates environment markers for the HOST, so these backports (needed before 3.11)
 # would be missed; listed explicitly, and the Windows-side check catches anything else.
 BACKPORT_PACKAGES = ("tomli", "exceptiongroup")
+# winloop (the optional Windows loop loopcompat builds when preferred) has wheels for 3.9+ only.
+WINLOOP_PACKAGES = ("winloop",)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(os.environ.get("LOOPCOMPAT_WINBED_HOME") or Path.home() / ".cache" / "loopcompat-winbed")
@@ -299,6 +301,8 @@ def packages_for(version: str) -> List[str]:
     packages = list(BASE_PACKAGES)
     if int(version.split(".")[1]) < 11:
         packages += BACKPORT_PACKAGES
+    if int(version.split(".")[1]) >= 9:
+        packages += WINLOOP_PACKAGES
     return packages + os.environ.get("LOOPCOMPAT_WINBED_PACKAGES", "").split()
 
 
