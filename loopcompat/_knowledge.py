@@ -456,6 +456,18 @@ RULES: Tuple[Rule, ...] = (
         source="https://docs.libuv.org/en/v1.x/loop.html#c.uv_now",
     ),
     Rule(
+        fact="X10",
+        summary="winloop: remove_reader/remove_writer return None",
+        effect=NOTE,
+        systems=("windows",),
+        loops=("winloop",),
+        reason="asyncio's remove_reader/remove_writer return whether a callback was removed; winloop's "
+        "return None (measured with winloop 0.8.2 under the Windows test bed)",
+        remedy="do not branch on the result of remove_reader/remove_writer with winloop",
+        source="https://docs.python.org/3/library/asyncio-eventloop.html#watching-file-descriptors "
+        "and https://github.com/Vizonex/Winloop",
+    ),
+    Rule(
         fact="X8",
         summary="macOS: kqueue refuses some terminals and stdin (EINVAL) even on modern releases",
         effect=CHECK,

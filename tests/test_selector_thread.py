@@ -636,7 +636,7 @@ def test_no_thread_until_the_first_add_and_none_after_close(backend, pairs):
 
 
 def test_many_loop_create_close_cycles_leak_no_thread_or_socket(pairs):
-    cycles = 250 if UNDER_WINE else 1000
+    cycles = 1000
     (a, b), = pairs(1)
     gc.collect()
     threads_before = set(threading.enumerate())
