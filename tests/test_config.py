@@ -300,6 +300,27 @@ def test_a_broken_cache_is_ignored(project):
         assert _child("import loopcompat; print(loopcompat.install().needs)", project) == "('udp',)"
 
 
+def test_plan_records_that_do_not_fit_are_recomputed_and_the_cache_stays_small(project):
+    from loopcompat import _startup
+    from loopcompat._plan import plan_from_record, plan_to_record
+
+    here = loopcompat.detect()
+    good = loopcompat.plan(["udp"])
+    record = plan_to_record(good)
+    assert plan_from_record(record, here) == good
+    for broken in (None, (), ("junk",), record[:-1], (999,) + record[1:], record[:6] + ("not features",) + record[7:]):
+        assert plan_from_record(broken, here) is None
+    cache = _startup.StartupCache()
+    key = _startup.plan_key(here, ["udp"], {}, config=True, start_dir=str(project), cache=cache)
+    assert key is not None
+    cache.data["plans"][key] = ("garbage", frozenset())
+    assert _startup.cached_plan(key, cache, here) is None  # unreadable: computed afresh by the caller
+    for number in range(_startup.MAX_CACHED_PLANS + 5):
+        _startup.remember_plan(f"key {number}", cache, good)
+        assert len(cache.data["plans"]) <= _startup.MAX_CACHED_PLANS
+    assert _startup.cached_plan(f"key {number}", cache, here) == good
+
+
 # --- schema and examples ------------------------------------------------------------------------
 
 
