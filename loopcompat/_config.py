@@ -190,7 +190,8 @@ def _read_table(path: str, in_pyproject: bool, cache: StartupCache) -> Optional[
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     stamp = (info.st_mtime_ns, info.st_size)
-    cached = cache.data["files"].get(path)
+    key = os.path.abspath(path)  # a relative LOOPCOMPAT_CONFIG names another file in another directory
+    cached = cache.data["files"].get(key)
     if isinstance(cached, tuple) and len(cached) == 4 and cached[:2] == stamp:
         return (cached[2], cached[3]) if cached[2] is not None else None
     document, text = _load_toml(path)
@@ -203,7 +204,7 @@ def _read_table(path: str, in_pyproject: bool, cache: StartupCache) -> Optional[
     lines = key_lines(text) if table is not None else {}
     try:
         marshal.dumps(table)
-        cache.data["files"][path] = (stamp[0], stamp[1], table, lines)
+        cache.data["files"][key] = (stamp[0], stamp[1], table, lines)
         cache.dirty = True
     except ValueError:
         pass  # dates or other TOML types marshal cannot hold: validation will reject them anyway

@@ -143,6 +143,7 @@ _PLANNING_SOURCES = (
 def _stamp(path: Optional[str]) -> Tuple[Any, ...]:
     if not path:
         return ()
+    path = os.path.abspath(path)  # a relative LOOPCOMPAT_CONFIG names another file in another directory
     try:
         info = os.stat(path)
     except OSError:

@@ -300,6 +300,19 @@ def test_a_broken_cache_is_ignored(project):
         assert _child("import loopcompat; print(loopcompat.install().needs)", project) == "('udp',)"
 
 
+def test_a_relative_config_file_is_keyed_by_its_absolute_path(tmp_path):
+    # Same name, size and mtime in two directories: only the absolute path tells them apart.
+    texts = {"a": 'needs = ["signals"]\n', "b": 'needs = ["pipes"]  \n'}
+    assert len(texts["a"]) == len(texts["b"])
+    for name, text in texts.items():
+        path = write(tmp_path / name / "lc.toml", text)
+        os.utime(path, ns=(10**18, 10**18))
+    code = "import loopcompat; print(loopcompat.install().needs)"
+    for _ in range(2):
+        assert _child(code, tmp_path / "a", {"LOOPCOMPAT_CONFIG": "lc.toml"}) == "('signals',)"
+        assert _child(code, tmp_path / "b", {"LOOPCOMPAT_CONFIG": "lc.toml"}) == "('pipes',)"
+
+
 def test_plan_records_that_do_not_fit_are_recomputed_and_the_cache_stays_small(project):
     from loopcompat import _startup
     from loopcompat._plan import plan_from_record, plan_to_record
