@@ -1,11 +1,26 @@
-"""Shared by the benchmark scripts: summary statistics and Markdown rows."""
+"""Shared by the benchmark scripts: summary statistics, Markdown rows, benchmark venvs."""
 
 from __future__ import annotations
 
 import platform
 import statistics
+import subprocess
 import sys
+from pathlib import Path
 from typing import Dict, List, Sequence
+
+LOOPCOMPAT_DEPENDENCIES = ("packaging", "platformdirs", "tomli; python_version < '3.11'")
+
+
+def bench_venv(python: str, name: str, extra: Sequence[str] = ()) -> str:
+    """The python of a cached venv (~/.cache/loopcompat/bench-venvs/NAME) made from ``python``,
+    holding loopcompat's dependencies and ``extra`` only: no host site-packages or .pth hooks."""
+    exe = Path.home() / ".cache" / "loopcompat" / "bench-venvs" / name / "bin" / "python"
+    if not exe.exists():
+        subprocess.run([python, "-m", "venv", str(exe.parent.parent)], check=True)
+        subprocess.run([str(exe), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        *LOOPCOMPAT_DEPENDENCIES, *extra], check=True)
+    return str(exe)
 
 
 def summarize(samples: Sequence[float]) -> Dict[str, float]:

@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
+from _stats import bench_venv
+
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
-PEERS_VENV = Path.home() / ".cache" / "loopcompat" / "bench-venvs" / "peers-3.11"
 PEERS = ["tornado"]
 WINDOWS_VERSION = "3.13"
 # Under Wine each proactor loop iteration costs a wineserver round trip: smaller counts, fewer rounds.
@@ -42,13 +43,8 @@ BENCHMARKS: Sequence[Tuple[str, Tuple[str, ...]]] = (
 
 def _peers_python() -> str:
     """CPython 3.11 in a venv with loopcompat's dependencies and the peers (created once)."""
-    python = PEERS_VENV / "bin" / "python"
-    if not python.exists():
-        base = subprocess.run(["pyenv", "prefix", "3.11"], capture_output=True, text=True, check=True).stdout.strip()
-        subprocess.run([os.path.join(base, "bin", "python"), "-m", "venv", str(PEERS_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "packaging",
-                        "platformdirs", *PEERS], check=True)
-    return str(python)
+    base = subprocess.run(["pyenv", "prefix", "3.11"], capture_output=True, text=True, check=True).stdout.strip()
+    return bench_venv(os.path.join(base, "bin", "python"), "peers-3.11", PEERS)
 
 
 def _run(command: List[str]) -> Tuple[int, str, float]:

@@ -42,46 +42,13 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import loopcompat  # noqa: E402
 from _stats import machine, table  # noqa: E402
-from loopcompat import Platform  # noqa: E402
-from loopcompat._build import loop_class  # noqa: E402
 from loopcompat._fallbacks import _selector_thread as st  # noqa: E402
-from loopcompat._planner import make_plan  # noqa: E402
+from tests.standins import add_reader_loop, bare_add_reader_loop  # noqa: E402
 
 WINDOWS = sys.platform == "win32"
 CHUNK = 0.001  # busy mode: seconds of CPU per chunk
 DEADLINE = 20.0  # seconds per cell at most; a starving backend reports what it managed
-
-
-class NoReaderLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
-    """Linux stand-in for the proactor loop: a real loop without add_reader."""
-
-    def add_reader(self, *args: Any) -> None:
-        raise NotImplementedError
-
-    def add_writer(self, *args: Any) -> None:
-        raise NotImplementedError
-
-    def remove_reader(self, *args: Any) -> bool:
-        raise NotImplementedError
-
-    def remove_writer(self, *args: Any) -> bool:
-        raise NotImplementedError
-
-
-def _fallback_loop() -> asyncio.AbstractEventLoop:
-    if WINDOWS:
-        return loopcompat.new_event_loop(["add_reader"], max_sockets=2000, config=False)
-    plan = make_plan(["add_reader"], Platform("windows", "10", "3.13"), {"loop": "proactor"})
-    loop = loop_class(NoReaderLoop, plan)()
-    loop._loopcompat_plan = plan
-    return loop  # type: ignore[no-any-return]
-
-
-def _bare_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.ProactorEventLoop() if WINDOWS else NoReaderLoop()  # type: ignore[attr-defined,unused-ignore]
-
 
 # Each factory returns (object whose add_reader is measured, the loop that runs, cleanup).
 Made = Tuple[Any, asyncio.AbstractEventLoop, Callable[[], None]]
@@ -93,12 +60,12 @@ def make_native() -> Made:
 
 
 def make_loopcompat() -> Made:
-    loop = _fallback_loop()
+    loop = add_reader_loop()
     return loop, loop, loop.close
 
 
 def make_loopcompat_thread() -> Made:
-    loop = _fallback_loop()
+    loop = add_reader_loop()
     loop.__dict__[st._BACKEND] = st.ThreadWatcher(loop)
     return loop, loop, loop.close
 
@@ -106,14 +73,14 @@ def make_loopcompat_thread() -> Made:
 def make_tornado() -> Made:
     from tornado.platform.asyncio import AddThreadSelectorEventLoop
 
-    loop = _bare_loop()
+    loop = bare_add_reader_loop()
     wrapper = AddThreadSelectorEventLoop(loop)
     return wrapper, loop, wrapper.close
 
 
 def backends() -> Dict[str, Callable[[], Made]]:
     result: Dict[str, Callable[[], Made]] = {"native": make_native, "loopcompat": make_loopcompat}
-    probe = _fallback_loop()
+    probe = add_reader_loop()
     default = st._default_watcher(probe)
     default.close()
     probe.close()
@@ -289,7 +256,7 @@ def main() -> None:
                 ratio = f"{median / native:.2f}x" if native else "n/a"
                 rows.append([name, size, load, f"{median * 1e6:,.0f}", f"{p99(samples[name]) * 1e6:,.0f}",
                              f"{len(samples[name]) / elapsed[name]:,.0f}", ratio])
-    fallback = _fallback_loop()
+    fallback = add_reader_loop()
     watcher = st._default_watcher(fallback)
     described = f"{type(fallback).__name__} + {type(watcher).__name__}"
     watcher.close()

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stats import machine, summarize, table  # noqa: E402
+from _stats import bench_venv, machine, summarize, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,13 +67,7 @@ def clean_venv(python: str) -> str:
     (and any .pth start-up hooks in it) would add noise to both sides."""
     version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    venv = Path.home() / ".cache" / "loopcompat" / "bench-venvs" / version
-    exe = venv / "bin" / "python"
-    if not exe.exists():
-        subprocess.run([python, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(exe), "-m", "pip", "install", "-q", "--disable-pip-version-check", "packaging",
-                        "platformdirs", "tomli; python_version < '3.11'"], check=True)
-    return str(exe)
+    return bench_venv(python, version)
 
 
 def main() -> None:
@@ -112,8 +106,8 @@ def main() -> None:
     stats = {name: summarize(values) for name, values in samples.items()}
     rows = []
     for name, s in stats.items():
-        base = stats[BASELINE_OF.get(name, name)]["median"]
         base_name = BASELINE_OF.get(name, name)
+        base = stats[base_name]["median"]
         paired = summarize([b - a for a, b in zip(samples[base_name], samples[name])])
         rows.append([name, f"{s['median']:.2f}", f"{s['q1']:.2f}-{s['q3']:.2f}", f"{paired['median']:+.2f}",
                      f"{paired['q1']:+.2f} to {paired['q3']:+.2f}", f"{s['median'] / base:.3f}"])

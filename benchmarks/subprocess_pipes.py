@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import selectors
 import subprocess
 import sys
 import time
@@ -34,8 +33,8 @@ from typing import Any, Callable, Dict, List
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import loopcompat  # noqa: E402
 from _stats import machine, summarize, table  # noqa: E402
+from tests.standins import threaded_io_loop  # noqa: E402
 
 
 MB = 1024 * 1024
@@ -98,19 +97,6 @@ WORKLOADS: Dict[str, Callable[[], Any]] = {
 }
 
 
-class _NoNativeSelectorLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
-    """Off Windows: a selector loop without its own subprocess and pipe transports."""
-
-    async def _make_subprocess_transport(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def _make_read_pipe_transport(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def _make_write_pipe_transport(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-
 def native_loop() -> asyncio.AbstractEventLoop:
     if sys.platform == "win32":
         return asyncio.ProactorEventLoop()
@@ -118,13 +104,7 @@ def native_loop() -> asyncio.AbstractEventLoop:
 
 
 def fallback_loop() -> asyncio.AbstractEventLoop:
-    if sys.platform == "win32":
-        return loopcompat.new_event_loop(["subprocess"], loop="selector", config=False)
-    from loopcompat._build import loop_class
-    from loopcompat._planner import make_plan
-
-    plan = make_plan(["subprocess", "pipes"], loopcompat.Platform("windows", "10", "3.13"), {"loop": "selector"})
-    return loop_class(_NoNativeSelectorLoop, plan)(selectors.DefaultSelector())  # type: ignore[no-any-return]
+    return threaded_io_loop(["subprocess"])
 
 
 def timed(make_loop: Callable[[], asyncio.AbstractEventLoop], workload: Callable[[], Any]) -> float:

@@ -54,9 +54,10 @@ def configured_plan(
     from ._startup import StartupCache, cached_plan, installed_optional_loops, plan_key, remember_plan
 
     here = detect()
+    needs = _as_list(needs)
     cache = StartupCache()
     try:
-        key = plan_key(here, _as_list(needs), options, config=config, start_dir=start_dir, cache=cache)
+        key = plan_key(here, needs, options, config=config, start_dir=start_dir, cache=cache)
         if key is not None:
             found = cached_plan(key, cache, here)
             if found is not None:
@@ -64,16 +65,15 @@ def configured_plan(
         if config:
             from ._config import effective
 
-            settings, need_origins = effective(
-                options, _as_list(needs), system=here.system, start_dir=start_dir, cache=cache
-            )
+            settings, need_origins = effective(options, needs, system=here.system, start_dir=start_dir, cache=cache)
             options = {k: s.value for k, s in settings.items() if k != "needs"}
             needs = list(need_origins)
         from ._planner import make_plan
 
-        result = make_plan(needs, here, options, raise_unmet=raise_unmet, installed=installed_optional_loops(options))
+        installed = installed_optional_loops(options)
+        result = make_plan(needs, here, options, raise_unmet=raise_unmet, installed=installed)
         if key is not None and not result.unmet:  # a plan with unmet needs raises or warns: never reuse it
-            remember_plan(key, cache, result)
+            remember_plan(key, cache, result, installed)
         return result
     finally:
         cache.save()

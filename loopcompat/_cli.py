@@ -163,7 +163,8 @@ def cmd_hook(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from ._config import effective, find_pyproject, is_disabled, user_config_file
+    from ._config import effective
+    from ._startup import find_pyproject, is_disabled, user_config_file
 
     here = detect()
     settings, needs = effective({}, system=here.system)

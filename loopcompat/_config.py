@@ -16,16 +16,7 @@ import sys
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ._errors import ConfigError
-from ._startup import (  # noqa: F401  (is_disabled and find_pyproject are part of this module's interface)
-    CONFIG_VAR,
-    DISABLE_VAR,
-    ENV_VARS,
-    USER_CONFIG_VAR,
-    StartupCache,
-    find_pyproject,
-    is_disabled,
-    user_config_file,
-)
+from ._startup import CONFIG_VAR, ENV_VARS, StartupCache, find_pyproject, is_disabled, user_config_file
 from ._vocab import (
     FALLBACKS,
     LOOPS,

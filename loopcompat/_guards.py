@@ -121,10 +121,15 @@ def raw_io(pipe: Any) -> Any:
     return getattr(raw, "raw", raw)
 
 
+def windows_console(pipe: Any) -> Any:
+    """The console object under ``pipe`` (Windows' sys.stdin/sys.stdout on a console), else None."""
+    raw = raw_io(pipe)
+    return raw if type(raw).__name__ == "_WindowsConsoleIO" else None
+
+
 def has_crt_descriptor(pipe: Any) -> bool:
     """True when ``pipe.fileno()`` is a C runtime file descriptor (any file object), not an OS handle."""
-    raw = raw_io(pipe)
-    return isinstance(raw, io.FileIO) or type(raw).__name__ == "_WindowsConsoleIO"
+    return isinstance(raw_io(pipe), io.FileIO) or windows_console(pipe) is not None
 
 
 # The private transport factories a check guards, by the public method the user called.

@@ -62,19 +62,18 @@ def _feature_support(
     return _from_rule(FALLBACK, blockers[0], blockers[0].fallback)
 
 
-def _fallback_cost(platform: Platform, support: Support) -> float:
-    """A fallback's cost; half of it when the loop serves most inputs natively and the fallback
-    takes over only the ones a check refuses (so the proactor loop, which serves its own pipe
-    handles, beats the selector loop, which serves no pipe at all)."""
+# A fallback Support made from one of these facts is partial: the loop serves the feature
+# natively but for the inputs the fact's per-call check refuses (X9).
+_CHECK_FACTS = frozenset(rule.fact for rule in kb.RULES if rule.effect == kb.CHECK)
+
+
+def _fallback_cost(support: Support) -> float:
+    """A fallback's cost; half of it when partial (so the proactor loop, which serves its own
+    pipe handles, beats the selector loop, which serves no pipe at all)."""
     if support.level != FALLBACK or not support.fallback:
         return 0
     cost = FALLBACK_COST.get(support.fallback, 0)
-    return cost / 2 if _is_partial(platform, support) else cost
-
-
-def _is_partial(platform: Platform, support: Support) -> bool:
-    """Whether the loop serves the feature natively but for the inputs a check refuses."""
-    return any(rule.fact == support.fact for rule in kb.rules_on(platform, kb.CHECK))
+    return cost / 2 if support.fact in _CHECK_FACTS else cost
 
 
 # Third-party loops this release knows how to build (the knowledge base says where each exists).
@@ -158,7 +157,7 @@ def make_plan(
     for order, candidate in enumerate(_candidates(platform, opts, optional)):
         features = {feature: _feature_support(platform, candidate, feature, opts) for feature in FEATURES}
         unmet_count = sum(features[f].level == UNSUPPORTED for f in wanted)
-        cost = sum(_fallback_cost(platform, features[f]) for f in wanted)
+        cost = sum(_fallback_cost(features[f]) for f in wanted)
         loop, selector = candidate
         prefer_rank = prefer.index(loop) if loop in prefer else len(prefer)
         is_default = loop == default[0] and (loop != "selector" or selector == default[1])
@@ -175,7 +174,7 @@ def make_plan(
     for feature, support in list(features.items()):
         if support.level != FALLBACK:
             continue
-        if _is_partial(platform, support) and (feature not in wanted or support.fallback not in READY_FALLBACKS):
+        if support.fact in _CHECK_FACTS and (feature not in wanted or support.fallback not in READY_FALLBACKS):
             features[feature] = Support(NATIVE)  # as the stock loop, with the check's clear error
             continue
         if support.fallback not in READY_FALLBACKS:

@@ -39,7 +39,7 @@ def _active(config: pytest.Config) -> bool:
         return True
     if config.getini("loopcompat_needs"):
         return True
-    from ._config import find_pyproject
+    from ._startup import find_pyproject
 
     pyproject = find_pyproject(str(config.rootpath))
     if pyproject is None:

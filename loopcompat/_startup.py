@@ -191,11 +191,12 @@ def cached_plan(key: str, cache: StartupCache, platform: Platform) -> Optional[P
     return found
 
 
-def remember_plan(key: str, cache: StartupCache, plan: Plan) -> None:
+def remember_plan(key: str, cache: StartupCache, plan: Plan, installed: frozenset) -> None:
+    """Keep ``plan`` under ``key``, with the optional loops found installed when it was made."""
     plans = cache.data["plans"]
     if len(plans) >= MAX_CACHED_PLANS:
         plans.clear()
-    plans[key] = (plan_to_record(plan), installed_optional_loops(plan.options))
+    plans[key] = (plan_to_record(plan), installed)
     cache.dirty = True
 
 

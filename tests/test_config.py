@@ -12,7 +12,8 @@ import pytest
 
 import loopcompat
 from loopcompat import ConfigError
-from loopcompat._config import effective, find_pyproject, user_config_file, validate_table
+from loopcompat._config import effective, validate_table
+from loopcompat._startup import find_pyproject, user_config_file
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -329,7 +330,7 @@ def test_plan_records_that_do_not_fit_are_recomputed_and_the_cache_stays_small(p
     cache.data["plans"][key] = ("garbage", frozenset())
     assert _startup.cached_plan(key, cache, here) is None  # unreadable: computed afresh by the caller
     for number in range(_startup.MAX_CACHED_PLANS + 5):
-        _startup.remember_plan(f"key {number}", cache, good)
+        _startup.remember_plan(f"key {number}", cache, good, frozenset())
         assert len(cache.data["plans"]) <= _startup.MAX_CACHED_PLANS
     assert _startup.cached_plan(f"key {number}", cache, here) == good
 

@@ -32,16 +32,13 @@ import pytest
 
 import loopcompat
 from loopcompat import Platform, UnsupportedError
-from loopcompat._build import HOT_PATH_METHODS, loop_class
+from loopcompat._build import HOT_PATH_METHODS
 from loopcompat._fallbacks import _selector_thread as st
 from loopcompat._fallbacks._selector_thread import SelectorThreadError, SelectorThreadMixin
-from loopcompat._guards import PLAN_ATTRIBUTE
-from loopcompat._planner import make_plan
 
 from .conftest import IS_WINDOWS, UNDER_WINE, windows_only
+from .standins import add_reader_loop
 
-HERE = loopcompat.detect()
-WINDOWS_PROACTOR = make_plan(["add_reader"], Platform("windows", "10", HERE.python), {"loop": "proactor"})
 TIMEOUT = 30.0  # a bound that only a hang reaches
 
 # afd: IOCTL_AFD_POLL on the proactor's completion port (the default on Windows);
@@ -50,32 +47,12 @@ BACKENDS = ["afd", "thread-select"] if IS_WINDOWS else ["thread-poll", "thread-s
 THREAD_BACKEND = "thread-select" if IS_WINDOWS else "thread-poll"
 
 
-class NoReaderLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
-    """A real selector loop whose readiness methods are unavailable, as on Windows' proactor loop."""
-
-    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
-        raise NotImplementedError
-
-    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
-        raise NotImplementedError
-
-    def remove_reader(self, fd: Any) -> bool:
-        raise NotImplementedError
-
-    def remove_writer(self, fd: Any) -> bool:
-        raise NotImplementedError
-
-
 def fallback_loop() -> asyncio.AbstractEventLoop:
     """A loop whose add_reader works only through the fallback; its watcher not chosen yet."""
-    if IS_WINDOWS:
-        loop = loopcompat.new_event_loop(["add_reader"], max_sockets=2000)
-        assert isinstance(loop, asyncio.ProactorEventLoop) and isinstance(loop, SelectorThreadMixin)
-        return loop
-    loop = loop_class(NoReaderLoop, WINDOWS_PROACTOR)()
-    setattr(loop, PLAN_ATTRIBUTE, WINDOWS_PROACTOR)
+    loop = add_reader_loop()
     assert isinstance(loop, SelectorThreadMixin)
-    return loop  # type: ignore[no-any-return]
+    assert not IS_WINDOWS or isinstance(loop, asyncio.ProactorEventLoop)
+    return loop
 
 
 def use_backend(loop: asyncio.AbstractEventLoop, backend: str) -> None:
@@ -711,8 +688,8 @@ def test_interpreter_exit_with_an_unclosed_loop_does_not_hang():
         """
         import asyncio, socket, sys
         sys.path.insert(0, sys.argv[1])
-        from tests.test_selector_thread import fallback_loop
-        loop = fallback_loop()
+        from tests.standins import add_reader_loop
+        loop = add_reader_loop()
         a, b = socket.socketpair()
         loop.add_reader(a, lambda: None)
         b.send(b"x")

@@ -347,7 +347,7 @@ def test_stream_writer_drain_over_a_pipe(loop, pipe):
 STDIO_CHILD = r"""
 import asyncio, sys
 sys.path.insert(0, sys.argv[1])
-from tests.test_threaded_subprocess import fallback_loop
+from tests.standins import threaded_io_loop
 
 async def main(loop):
     reader = asyncio.StreamReader()
@@ -368,7 +368,7 @@ async def main(loop):
     await writer.wait_closed()
 
 if sys.argv[2] == "fallback":
-    loop = fallback_loop(["pipes"])
+    loop = threaded_io_loop(["pipes"])
 else:  # what an application gets: the platform's default loop, planned for pipes
     import loopcompat
     loop = loopcompat.new_event_loop(["pipes"], config=False)

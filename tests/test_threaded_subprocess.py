@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -26,10 +25,10 @@ import pytest
 
 import loopcompat
 from loopcompat import Platform, UnsupportedError
-from loopcompat._build import loop_class
 from loopcompat._planner import make_plan
 
 from .conftest import IS_WINDOWS
+from .standins import threaded_io_loop
 
 PY = sys.executable
 CAT = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"
@@ -38,25 +37,9 @@ SLEEP = "import time; time.sleep(60)"
 TIMEOUT = 60
 
 
-class NoNativeSelectorLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
-    """A stock selector loop without its own subprocess and pipe transports (as on Windows)."""
-
-    async def _make_subprocess_transport(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def _make_read_pipe_transport(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def _make_write_pipe_transport(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-
 def fallback_loop(needs: Sequence[str]) -> asyncio.AbstractEventLoop:
     """The selector loop with the threaded fallbacks for ``needs``, as loopcompat builds it."""
-    if IS_WINDOWS:
-        return loopcompat.new_event_loop(list(needs), loop="selector")
-    plan = make_plan(list(needs), Platform("windows", "10", "3.13"), {"loop": "selector"})
-    return loop_class(NoNativeSelectorLoop, plan)(selectors.DefaultSelector())  # type: ignore[no-any-return]
+    return threaded_io_loop(needs)
 
 
 def new_threads(before: Sequence[threading.Thread]) -> List[str]:

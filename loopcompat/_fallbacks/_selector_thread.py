@@ -16,8 +16,10 @@ Some facts about the world this module lives in:
   five quiet milliseconds) never fires, and the waiting thread only gets the
   GIL when it happens to win a race: tornado's selector thread, measured in
   issue 9, fell to about one round trip per second with a 7.4 s p99. No
-  design with a helper thread escapes that race entirely; it can only need
-  the GIL less often.
+  design with a helper thread escapes that race: :class:`ThreadWatcher`
+  needs the GIL less often, and still stalls under such a loop (measured on
+  Linux, see docs/fallbacks.md). Only the AFD watcher, with no thread, is
+  immune.
 
 Two watchers serve the four methods, behind one loop-side registry
 (:class:`Watcher`) with the stock selector loop's semantics:
@@ -120,6 +122,14 @@ class _Entry:
     def bits(self) -> int:
         return (READ if self.reader is not None else 0) | (WRITE if self.writer is not None else 0)
 
+    def swap(self, bits: int, handle: Optional[events.Handle]) -> Optional[events.Handle]:
+        """Put ``handle`` in the reader (READ) or writer (WRITE) slot; return what was there."""
+        if bits == WRITE:
+            old, self.writer = self.writer, handle
+        else:
+            old, self.reader = self.reader, handle
+        return old
+
 
 class SelectorThreadError(LoopCompatError, RuntimeError):
     """The fallback's watcher failed (a selector thread died): its sockets are no longer watched."""
@@ -164,18 +174,11 @@ class Watcher:
             entry = self._entries[fd] = _Entry(fd, fileobj)
         else:
             entry.fileobj = fileobj
-        old = entry.writer if bits == WRITE else entry.reader
-        if bits == WRITE:
-            entry.writer = handle
-        else:
-            entry.reader = handle
+        old = entry.swap(bits, handle)
         try:
             self._changed(entry)
         except BaseException:
-            if bits == WRITE:
-                entry.writer = old
-            else:
-                entry.reader = old
+            entry.swap(bits, old)
             if entry.reader is None and entry.writer is None:
                 self._drop(entry)
             raise
@@ -187,11 +190,7 @@ class Watcher:
         entry = self._lookup(fileobj)
         if entry is None:
             return False
-        handle = entry.writer if bits == WRITE else entry.reader
-        if bits == WRITE:
-            entry.writer = None
-        else:
-            entry.reader = None
+        handle = entry.swap(bits, None)
         if entry.reader is None and entry.writer is None:
             self._drop(entry)
         elif not entry.closed:

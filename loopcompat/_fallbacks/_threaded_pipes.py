@@ -55,7 +55,7 @@ from asyncio.log import logger
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Set, Tuple, Union
 
 from .._errors import UnsupportedError
-from .._guards import has_crt_descriptor, raw_io
+from .._guards import has_crt_descriptor, windows_console
 
 if sys.platform == "win32":
     import _winapi
@@ -376,9 +376,7 @@ def open_pipe_end(pipe: Any, method: str) -> PipeEnd:
         raise ValueError(f"loop.{method}(): pipe transports are for pipes, sockets and character devices, "
                          f"not fd {fd}")
     if sys.platform == "win32":
-        raw = raw_io(pipe)
-        console = raw if type(raw).__name__ == "_WindowsConsoleIO" else None
-        return _WindowsPipeEnd(fd, stat.S_ISFIFO(mode), handle, console)
+        return _WindowsPipeEnd(fd, stat.S_ISFIFO(mode), handle, windows_console(pipe))
     else:
         return _PosixPipeEnd(fd, stat.S_ISFIFO(mode))
 
