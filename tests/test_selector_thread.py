@@ -206,6 +206,50 @@ def test_ping_pong(loop, pairs):
         assert loop.remove_reader(a) is True and loop.remove_reader(b) is True
 
 
+def test_events_keep_arriving_while_the_loop_is_busy_in_short_cpu_chunks(loop, pairs):
+    """The loop never idles: a task burns 1 ms chunks and yields with sleep(0) in between.
+
+    Threads in select()/poll() then never win the GIL by themselves (the loop
+    retakes it after every zero-timeout poll), and before the busy-loop
+    hand-off this ping-pong stopped after its first round trip until TIMEOUT.
+    """
+    rounds = 100
+    (a, b), = pairs(1)
+    done = loop.create_future()
+    count = [0]
+
+    def echo() -> None:
+        data = drain(a)
+        if data:
+            a.send(data)
+
+    def back() -> None:
+        if drain(b):
+            count[0] += 1
+            if count[0] == rounds:
+                done.set_result(None)
+            else:
+                b.send(b"x")
+
+    async def main() -> int:
+        chunks = 0
+        loop.add_reader(a, echo)
+        loop.add_reader(b, back)
+        b.send(b"x")
+        while not done.done():
+            end = time.perf_counter() + 0.001
+            while time.perf_counter() < end:
+                pass
+            chunks += 1
+            await asyncio.sleep(0)
+        return chunks
+
+    chunks = run(loop, main())
+    assert count[0] == rounds and loop.errors == []
+    assert chunks >= rounds  # the loop really was busy all along: at least a chunk per round trip
+    assert loop.remove_reader(a) and loop.remove_reader(b)
+
+
 def test_writer_fires_when_writable_and_with_a_reader_on_the_same_socket(loop, pairs):
     (a, b), = pairs(1)
     written = loop.create_future()

@@ -15,11 +15,9 @@ Some facts about the world this module lives in:
   around every zero-timeout poll, so the GIL's "drop request" (which needs
   five quiet milliseconds) never fires, and the waiting thread only gets the
   GIL when it happens to win a race: tornado's selector thread, measured in
-  issue 9, fell to about one round trip per second with a 7.4 s p99. No
-  design with a helper thread escapes that race: :class:`ThreadWatcher`
-  needs the GIL less often, and still stalls under such a loop (measured on
-  Linux, see docs/fallbacks.md). Only the AFD watcher, with no thread, is
-  immune.
+  issue 9, fell to about one round trip per second with a 7.4 s p99. The
+  AFD watcher has no thread to starve; :class:`ThreadWatcher` hands the GIL
+  over on purpose (see "Busy-loop hand-off" below).
 
 Two watchers serve the four methods, behind one loop-side registry
 (:class:`Watcher`) with the stock selector loop's semantics:
@@ -51,6 +49,17 @@ Two watchers serve the four methods, behind one loop-side registry
     the loop writes a shard's wakeup socket only when no wakeup byte is
     pending. The wakeup is a socket pair because Windows select() can wait on
     sockets only (no pipes, no events).
+  - **Busy-loop hand-off.** The loop thread keeps a mirror of each shard's
+    set. Once the loop has polled with a zero timeout (it always had work)
+    for :data:`ASSIST_INTERVAL`, it polls the mirrors itself, without
+    blocking; if a watched socket is ready, a shard thread is waiting for the
+    GIL, so the loop blocks on a threading.Event (GIL released, nobody racing
+    for it) until the shard has posted its batch, at most
+    :data:`HANDOFF_TIMEOUT`. The events are still dispatched by the shard's
+    batch alone, never twice. It costs one extra call per loop iteration
+    while threads run, and one non-blocking poll per ASSIST_INTERVAL of busy
+    time. It needs the loop's ``_selector.select`` (asyncio's own loops); a
+    loop without one gets no hand-off.
 
 The watcher is chosen by probing: if the stock add_reader works (a Python
 that gains native support), the native method is used and nothing is
@@ -69,6 +78,7 @@ import select
 import socket
 import sys
 import threading
+import time
 import weakref
 from asyncio import events
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
@@ -83,6 +93,11 @@ CLOSED = 4  # the descriptor was closed while registered
 # At most this many sockets per shard thread (Windows select(): 512 per call,
 # one of which is the shard's wakeup socket).
 SHARD_SIZE = 500
+# Busy-loop hand-off (see the module docstring): how long the loop may poll with
+# a zero timeout before it checks for a starved shard (and then between two
+# checks), and how long it gives a shard to post once a socket is ready.
+ASSIST_INTERVAL = 0.001
+HANDOFF_TIMEOUT = 0.005
 # How long close() waits for one shard thread; it is woken explicitly and
 # exits at once, so reaching this means something is badly wrong.
 JOIN_TIMEOUT = 10.0
@@ -335,6 +350,17 @@ class _SelectSet:
             ready[fd] = ready.get(fd, 0) | WRITE
         return list(ready.items())
 
+    def any_ready(self) -> bool:
+        """Non-blocking: is a descriptor of this set ready (or closed, which the shard reports too)?"""
+        readers, writers = self.lists
+        if not readers and not writers:
+            return False
+        try:
+            r, w, x = select.select(readers, writers, writers if _WINDOWS else [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(r or w or x)
+
     def fds(self) -> Set[int]:
         return set(self.index[0]) | set(self.index[1])
 
@@ -386,6 +412,10 @@ class _PollSet:
             ready.append((fd, bits & self._armed(fd)))
         return ready
 
+    def any_ready(self) -> bool:
+        """Non-blocking: is a descriptor of this set ready (POLLNVAL: closed, which the shard reports too)?"""
+        return bool(self.masks) and bool(self.poll.poll(0))
+
     def _armed(self, fd: int) -> int:
         mask = self.masks.get(fd, 0)
         return (READ if mask & select.POLLIN else 0) | (WRITE if mask & select.POLLOUT else 0)  # type: ignore[attr-defined,unused-ignore]
@@ -420,6 +450,8 @@ class _Shard:
         self.wake_w.setblocking(False)
         self.wake_fd = self.wake_r.fileno()
         self.use_poll = use_poll
+        # The loop thread's copy of what this shard watches, for the busy-loop hand-off.
+        self.mirror: Any = _PollSet() if use_poll else _SelectSet()
         self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self.thread.start()
 
@@ -571,6 +603,10 @@ class ThreadWatcher(Watcher):
         self._shards: List[_Shard] = []
         self._events: Deque[Tuple[_Shard, List[Tuple[int, int]]]] = collections.deque()
         self._drain_scheduled = False
+        self._stock_select: Optional[Callable[..., Any]] = None  # the loop's own, once we wrap it
+        self._busy_since: Optional[float] = None
+        self._handoff = threading.Event()
+        self._handoff_waiting = False
 
     @property
     def threads(self) -> List[threading.Thread]:
@@ -586,6 +622,7 @@ class ThreadWatcher(Watcher):
             shard = entry.slot = self._pick_shard()
             shard.load += 1
         shard.send(("set", entry.fd, entry.bits))
+        shard.mirror.set(entry.fd, entry.bits)
 
     def _forget(self, entry: _Entry) -> None:
         shard = entry.slot
@@ -593,6 +630,7 @@ class ThreadWatcher(Watcher):
             entry.slot = None
             shard.load -= 1
             shard.send(("set", entry.fd, 0))  # (a no-op if the thread already dropped a closed one)
+            shard.mirror.set(entry.fd, 0)
 
     def _pick_shard(self) -> _Shard:
         for shard in self._shards:
@@ -601,7 +639,50 @@ class ThreadWatcher(Watcher):
         shard = _Shard(self, len(self._shards), self.use_poll)
         self._shards.append(shard)
         _LIVE.add(self)
+        if self._stock_select is None:
+            self._wrap_select()
         return shard
+
+    def _wrap_select(self) -> None:
+        """Route the loop's readiness poll through :meth:`_select`, for the busy-loop hand-off."""
+        selector = getattr(self._loop_ref(), "_selector", None)  # the proactor, on the proactor loop
+        stock = getattr(selector, "select", None)
+        if callable(stock):
+            self._stock_select = stock
+            selector.select = self._select  # type: ignore[union-attr]
+
+    def _unwrap_select(self) -> None:
+        if self._stock_select is not None:
+            selector = getattr(self._loop_ref(), "_selector", None)
+            if selector is not None and selector.__dict__.get("select") == self._select:
+                del selector.select
+            self._stock_select = None
+
+    def _select(self, timeout: Optional[float] = None) -> Any:
+        """The loop's poll, on the loop thread: after ASSIST_INTERVAL of zero timeouts, hand the GIL to a shard with events."""
+        if timeout != 0:
+            self._busy_since = None  # the loop may block: a shard that needs the GIL will get it
+        elif self._busy_since is None:
+            self._busy_since = time.monotonic()
+        elif not self._drain_scheduled and self._shards and self._failure is None:
+            now = time.monotonic()
+            if now - self._busy_since >= ASSIST_INTERVAL:
+                self._busy_since = now
+                self._hand_off()
+        return self._stock_select(timeout)  # type: ignore[misc]
+
+    def _hand_off(self) -> None:
+        # Armed before polling: the poll releases the GIL, and a shard that posts
+        # meanwhile must find us waiting (post() sets the event).
+        self._handoff.clear()
+        self._handoff_waiting = True
+        try:
+            if any(shard.mirror.any_ready() for shard in self._shards):
+                # A shard has events, or is about to: block without the GIL, so
+                # that it takes the GIL uncontested, posts, and wakes us.
+                self._handoff.wait(HANDOFF_TIMEOUT)
+        finally:
+            self._handoff_waiting = False
 
     def _drain(self) -> None:
         """Run on the loop: run the callbacks of every posted event, then re-arm them, one command per shard.
@@ -626,6 +707,7 @@ class ThreadWatcher(Watcher):
                     if bits & CLOSED:
                         if entry is not None and entry.slot is shard:
                             entry.closed = True
+                            shard.mirror.set(fd, 0)
                     elif entry is not None and entry.slot is shard and not entry.closed:
                         self._dispatch(loop, entry, bits, now=True)
         finally:
@@ -641,6 +723,7 @@ class ThreadWatcher(Watcher):
                     loop.call_soon(self._drain)
 
     def _shutdown(self) -> None:
+        self._unwrap_select()
         stuck = self._stop_threads(JOIN_TIMEOUT)
         loop = self._loop_ref()
         if stuck and loop is not None and not loop.is_closed():
@@ -674,6 +757,8 @@ class ThreadWatcher(Watcher):
                 shard.stopping = True
             finally:
                 del loop
+        if self._handoff_waiting:
+            self._handoff.set()
 
 
 # --- the AFD backend (Windows' IOCP proactor loop) ----------------------------------------------
