@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
-TEST_DEPS = ("pytest>=7", "pytest-asyncio", "anyio", "uvicorn", "hypothesis", "jsonschema", "packaging", "platformdirs", "tomli; python_version < '3.11'",
+TEST_DEPS = ("pytest>=7", "pytest-asyncio", "anyio", "uvicorn", "tornado", "pyzmq", "hypothesis", "jsonschema", "packaging", "platformdirs", "tomli; python_version < '3.11'",
              "uvloop; sys_platform != 'win32'")
 CACHE = Path(os.environ.get("LOOPCOMPAT_VENVS", Path.home() / ".cache" / "loopcompat" / "venvs"))
 SUMMARY = re.compile(r"^=*\s*(\d+ \w+.*?) in [\d.]+s\b")

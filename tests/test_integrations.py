@@ -15,6 +15,8 @@ import pytest
 
 import loopcompat
 
+from .conftest import windows_only
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -92,3 +94,97 @@ def test_uvicorn_serves_a_request_on_a_loopcompat_loop(tmp_path):
             server.wait()
         if server.stdout:
             server.stdout.close()
+
+
+# --- libraries with a selector thread of their own (tornado, pyzmq) -----------------------------
+
+PEERS_CHILD = textwrap.dedent(
+    """
+    import asyncio, socket, sys, threading, warnings
+    warnings.simplefilter("error")  # pyzmq warns when it starts tornado's selector thread
+    mode = sys.argv[1]  # early: imported before the loop is built; late: inside main(); bare: no loopcompat
+    if mode != "late":
+        import tornado.ioloop, zmq, zmq.asyncio
+    import loopcompat
+
+    if mode == "bare":
+        warnings.simplefilter("ignore", RuntimeWarning)
+        loop = asyncio.ProactorEventLoop()
+    else:
+        loop = loopcompat.new_event_loop(["subprocess", "add_reader"], config=False)
+
+    async def main():
+        global tornado, zmq
+        if mode == "late":
+            import tornado.ioloop, zmq, zmq.asyncio
+        io = tornado.ioloop.IOLoop.current()
+        a, b = socket.socketpair()
+        got = loop.create_future()
+        io.add_handler(a.fileno(), lambda fd, events: got.done() or got.set_result(a.recv(16)), io.READ)
+        b.send(b"tornado")
+        tornado_got = await asyncio.wait_for(got, 20)
+        io.remove_handler(a.fileno())
+        context = zmq.asyncio.Context()
+        server, client = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        client.connect("tcp://127.0.0.1:%d" % port)
+        await client.send(b"zmq")
+        zmq_got = await asyncio.wait_for(server.recv(), 20)
+        server.close(linger=0); client.close(linger=0); context.term()
+        a.close(); b.close()
+        threads = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
+        print(tornado_got.decode(), zmq_got.decode(), io.selector_loop is loop, "threads:", threads)
+
+    loop.run_until_complete(main())
+    loop.close()
+    """
+)
+
+
+def _run_peers_child(tmp_path: Path, mode: str) -> str:
+    script = tmp_path / "peers_child.py"
+    script.write_text(PEERS_CHILD)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, str(script), mode], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode().strip()
+
+
+@windows_only
+@pytest.mark.parametrize("mode", ["early", "late"])
+def test_tornado_and_pyzmq_use_the_fallback_instead_of_a_selector_thread_of_their_own(tmp_path, mode):
+    # The control first: on asyncio's own proactor loop each starts a thread (pyzmq borrows tornado's class).
+    assert _run_peers_child(tmp_path, "bare") == "tornado zmq False threads: ['Tornado selector', 'Tornado selector']"
+    # On loopcompat's proactor loop (subprocess + add_reader) they use its add_reader (no thread at
+    # all: the AFD watcher has none), whether imported before the loop was built or after.
+    assert _run_peers_child(tmp_path, mode) == "tornado zmq True threads: []"
+
+
+def test_the_peer_patches_answer_only_for_loops_with_the_fallback():
+    """Off Windows tornado and pyzmq never wrap a loop; the patches themselves are checked here on real tornado."""
+    code = textwrap.dedent(
+        """
+        import asyncio, sys
+        from loopcompat._fallbacks import _peers
+        from tests.standins import add_reader_loop, bare_add_reader_loop
+        assert "tornado.platform.asyncio" not in sys.modules
+        _peers.share_add_reader()  # before the import: the import hook patches it
+        from tornado.platform.asyncio import AddThreadSelectorEventLoop
+        import zmq.asyncio
+        ours, bare = add_reader_loop(), bare_add_reader_loop()
+        assert AddThreadSelectorEventLoop(ours) is ours
+        wrapper = AddThreadSelectorEventLoop(bare)
+        assert type(wrapper) is AddThreadSelectorEventLoop and wrapper is not bare
+        assert zmq.asyncio._get_selector(ours) is ours
+        wrapper.close()  # closes bare too
+        ours.close()
+        assert not any(isinstance(f, _peers._AfterImport) for f in sys.meta_path)  # gone once both are patched
+        print("ok")
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().strip() == "ok"

@@ -52,6 +52,8 @@ EMBED_SHA256 = {
 }
 BASE_PACKAGES = ("pytest", "pluggy", "iniconfig", "packaging", "colorama", "platformdirs",
                  "hypothesis", "attrs", "sortedcontainers", "pytest-asyncio", "anyio", "uvicorn",
+                 # libraries with a selector thread of their own (tests/test_integrations.py)
+                 "tornado", "pyzmq",
                  # jsonschema 4.18+ needs rpds-py, whose DLL does not load under Wine 8
                  "jsonschema<4.18")
 # Host pip evaluates environment markers for the HOST, so these backports (needed before 3.11)

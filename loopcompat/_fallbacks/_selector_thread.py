@@ -1172,3 +1172,10 @@ def _check_socket(loop: Any, method: str, fileobj: Any) -> None:
     rule = next(rule for rule in RULES if rule.fact == "S5")
     check_socket_only(loop, method, rule, fileobj)
 
+
+
+if _WINDOWS:
+    # tornado and pyzmq would start a select() thread of their own next to this fallback.
+    from ._peers import share_add_reader
+
+    share_add_reader()

@@ -1,0 +1,137 @@
+"""Libraries that bring their own selector thread to Windows' proactor loop: point them at ours.
+
+tornado (6.1+) and pyzmq (17+) decide by ``isinstance(loop,
+asyncio.ProactorEventLoop)`` rather than by trying ``add_reader``, and then
+start a select() thread of their own (tornado's ``AddThreadSelectorEventLoop``,
+which pyzmq borrows). loopcompat's proactor loop with the selector_thread
+fallback is a ProactorEventLoop (other code relies on that) whose add_reader
+works, so without this module it would run two readiness mechanisms, one of
+them with select()'s 512-socket cap. anyio and CPython try ``add_reader``
+first and need nothing here.
+
+Applied on Windows once the selector_thread fallback is first built, to each
+library as it is imported (now, or later through a one-shot import hook).
+Each patch only answers for loops that carry the fallback, and hands every
+other loop to the library's own code; if a library changes shape, the patch
+does nothing and the library keeps its thread (which still works).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Dict, Optional
+
+PATCHED = "_loopcompat_patched"  # marks the functions put in place here
+
+
+def _has_fallback(loop: Any) -> bool:
+    from ._selector_thread import SelectorThreadMixin
+
+    return isinstance(loop, SelectorThreadMixin)
+
+
+def patch_tornado(module: Any) -> bool:
+    """``AddThreadSelectorEventLoop(loop)`` returns the loop itself when its add_reader is ours.
+
+    tornado then finds ``selector_loop is asyncio_loop``: it calls the loop's
+    add_reader and closes the loop once. (``__init__`` is skipped, because the
+    object returned is not an instance of the class.)
+    """
+    cls = getattr(module, "AddThreadSelectorEventLoop", None)
+    if not isinstance(cls, type) or "__new__" in vars(cls):
+        return False  # not the class we know, or patched already
+
+    def __new__(klass: type, real_loop: Any, *args: Any, **kwargs: Any) -> Any:
+        if _has_fallback(real_loop):
+            return real_loop
+        return object.__new__(klass)
+
+    setattr(__new__, PATCHED, True)
+    cls.__new__ = staticmethod(__new__)  # type: ignore[assignment]
+    return True
+
+
+def patch_pyzmq(module: Any) -> bool:
+    """``zmq.asyncio`` asks ``_get_selector(loop)`` for an object with add_reader: ours is the loop.
+
+    (Without this, pyzmq would also warn that it starts an extra thread.)
+    """
+    original = getattr(module, "_get_selector", None)
+    if not callable(original) or getattr(original, PATCHED, False):
+        return False
+
+    def _get_selector(loop: Any) -> Any:
+        return loop if _has_fallback(loop) else original(loop)
+
+    setattr(_get_selector, PATCHED, True)
+    module._get_selector = _get_selector
+    return True
+
+
+PATCHES: Dict[str, Callable[[Any], bool]] = {
+    "tornado.platform.asyncio": patch_tornado,
+    "zmq.asyncio": patch_pyzmq,
+}
+
+
+class _PatchingLoader:
+    """A module's own loader, then the patch once the module has executed."""
+
+    def __init__(self, loader: Any, patch: Callable[[Any], bool]) -> None:
+        self._loader = loader
+        self._patch = patch
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)
+        self._patch(module)
+
+    def __getattr__(self, name: str) -> Any:  # resource readers, get_source, ...
+        return getattr(self._loader, name)
+
+
+class _AfterImport:
+    """A meta path finder that finds nothing itself: it wraps the loader of the modules still to patch."""
+
+    def __init__(self, pending: Dict[str, Callable[[Any], bool]]) -> None:
+        self.pending = pending
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Optional[Any]:
+        patch = self.pending.get(name)
+        if patch is None:
+            return None
+        spec = None
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    break
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return None
+        del self.pending[name]
+        if not self.pending and self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec.loader = _PatchingLoader(spec.loader, patch)
+        return spec
+
+
+_started = False
+
+
+def share_add_reader() -> None:
+    """Patch the libraries already imported; patch the others when they are (once per process)."""
+    global _started
+    if _started:
+        return
+    _started = True
+    pending = {}
+    for name, patch in PATCHES.items():
+        module = sys.modules.get(name)
+        if module is not None:
+            patch(module)
+        else:
+            pending[name] = patch
+    if pending:
+        sys.meta_path.insert(0, _AfterImport(pending))  # type: ignore[arg-type]
