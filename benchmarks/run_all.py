@@ -5,7 +5,7 @@
 Linux runs use a benchmark venv of CPython 3.11 holding loopcompat's
 dependencies and the peers compared against (tornado), created on first use;
 the Windows runs go through the Windows test bed (tests/winbed.py, CPython 3.13
-under Wine) with tornado added (LOOPCOMPAT_WINBED_PACKAGES). Peers are never
+under Wine), which has tornado as a test dependency. Peers are never
 loopcompat dependencies. Each benchmark prints its own Markdown section with medians,
 spread and ratios against the stock loop or a peer measured in the same run;
 this script only runs them and assembles the report. Benchmarks are not tests:
@@ -37,6 +37,7 @@ BENCHMARKS: Sequence[Tuple[str, Tuple[str, ...]]] = (
     ("startup.py", ("linux",)),
     ("hotpath.py", ("linux", "windows")),
     ("selector_thread.py", ("linux", "windows")),
+    ("afd_calls.py", ("windows",)),
     ("subprocess_pipes.py", ("windows", "linux")),
 )
 
@@ -49,9 +50,8 @@ def _peers_python() -> str:
 
 def _run(command: List[str]) -> Tuple[int, str, float]:
     started = time.monotonic()
-    env = dict(os.environ, LOOPCOMPAT_WINBED_PACKAGES=" ".join(PEERS))
     proc = subprocess.run(command, cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=env)
+                          stderr=subprocess.PIPE, text=True)
     elapsed = time.monotonic() - started
     output = proc.stdout.strip()
     if proc.returncode != 0:

@@ -270,9 +270,9 @@ def main() -> None:
               "has returned needs the GIL back, and CPython hands it over only when its holder has kept it for "
               "a whole switch interval (5 ms) without releasing it: a loop that runs 1 ms CPU chunks and "
               "releases the GIL for a fast zero-timeout select() between them never does, so the thread "
-              "waits for as long as the loop stays busy. Threads from select()-based backends (tornado's and "
-              "loopcompat's thread watcher) are exposed; the AFD watcher, loopcompat's default on Windows, "
-              "has no thread. A thread that dies also shows as \"stalls\": tornado's, at 2,000 sockets on "
+              "waits for as long as the loop stays busy. tornado's thread is exposed; loopcompat's thread "
+              "watcher hands the GIL over on purpose when it has events (docs/fallbacks.md), and the AFD "
+              "watcher, loopcompat's default on Windows, has no thread. A thread that dies also shows as \"stalls\": tornado's, at 2,000 sockets on "
               "Linux, on \"filedescriptor out of range in select()\" (fds past FD_SETSIZE), printed on its "
               "stderr only.")
 
