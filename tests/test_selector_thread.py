@@ -250,6 +250,21 @@ def test_events_keep_arriving_while_the_loop_is_busy_in_short_cpu_chunks(loop, p
     assert loop.remove_reader(a) and loop.remove_reader(b)
 
 
+def test_the_busy_loop_hand_off_wraps_the_loop_poll_only_while_threads_run(pairs):
+    loop = fallback_loop()
+    use_backend(loop, THREAD_BACKEND)
+    selector = loop._selector  # type: ignore[attr-defined]  # the IocpProactor on the proactor loop
+    try:
+        assert "select" not in vars(selector)
+        (a, b), = pairs(1)
+        loop.add_reader(a, lambda: None)
+        assert "select" in vars(selector)  # the watcher's, in front of the stock method
+        assert loop.remove_reader(a)
+    finally:
+        loop.close()
+    assert "select" not in vars(selector)
+
+
 def test_writer_fires_when_writable_and_with_a_reader_on_the_same_socket(loop, pairs):
     (a, b), = pairs(1)
     written = loop.create_future()

@@ -647,9 +647,13 @@ class ThreadWatcher(Watcher):
         """Route the loop's readiness poll through :meth:`_select`, for the busy-loop hand-off."""
         selector = getattr(self._loop_ref(), "_selector", None)  # the proactor, on the proactor loop
         stock = getattr(selector, "select", None)
-        if callable(stock):
-            self._stock_select = stock
+        if not callable(stock):
+            return
+        try:
             selector.select = self._select  # type: ignore[union-attr]
+        except (AttributeError, TypeError):
+            return  # a selector that takes no attributes: no hand-off, as on a foreign loop
+        self._stock_select = stock
 
     def _unwrap_select(self) -> None:
         if self._stock_select is not None:
