@@ -1,8 +1,9 @@
-"""The opt-in start-up hook, in a throwaway virtual environment."""
+"""The opt-in start-up hook, in a throwaway Python environment."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +14,30 @@ from .conftest import IS_WINDOWS
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(IS_WINDOWS, reason="the Windows test bed's embeddable Python has no venv module")
+
+def _throwaway_environment(folder: Path) -> Path:
+    """A virtual environment; where there is no venv module (the Windows test bed's embeddable
+    Python), a copy of the interpreter with an empty site-packages, which is what a venv gives."""
+    try:
+        import venv  # noqa: F401
+    except ImportError:
+        if not (IS_WINDOWS and list(Path(sys.base_prefix).glob("python3*._pth"))):
+            raise
+        # copyfile: shutil.copy2 calls CopyFile2 on 3.12+, which Wine 8 does not implement
+        shutil.copytree(sys.base_prefix, str(folder), ignore=shutil.ignore_patterns("site-packages", "__pycache__"),
+                        copy_function=shutil.copyfile)
+        (folder / "Lib" / "site-packages").mkdir(parents=True)
+        return folder / "python.exe"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    return folder / ("Scripts/python.exe" if IS_WINDOWS else "bin/python")
 
 
 @pytest.fixture
 def venv(tmp_path):
-    folder = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
-    python = folder / ("Scripts/python.exe" if IS_WINDOWS else "bin/python")
+    python = _throwaway_environment(tmp_path / "venv")
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    # make the checkout (and the runtime dependencies of this interpreter) importable in the venv
+    # make the checkout (and the runtime dependencies of this interpreter) importable in it
     deps = [p for p in sys.path if p.endswith("site-packages")]
     (Path(site) / "checkout.pth").write_text("\n".join([str(ROOT), *deps]) + "\n")
     return python, site
