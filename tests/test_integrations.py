@@ -104,7 +104,7 @@ PEERS_CHILD = textwrap.dedent(
     warnings.simplefilter("error")  # pyzmq warns when it starts tornado's selector thread
     mode = sys.argv[1]  # early: imported before the loop is built; late: inside main(); bare: no loopcompat
     if mode != "late":
-        import tornado.ioloop, zmq, zmq.asyncio
+        import tornado.ioloop, tornado.platform.asyncio, zmq, zmq.asyncio
     import loopcompat
 
     if mode == "bare":
@@ -116,6 +116,7 @@ PEERS_CHILD = textwrap.dedent(
     async def main():
         global tornado, zmq
         if mode == "late":
+            assert "tornado.platform.asyncio" not in sys.modules
             import tornado.ioloop, zmq, zmq.asyncio
         io = tornado.ioloop.IOLoop.current()
         a, b = socket.socketpair()
@@ -154,8 +155,10 @@ def _run_peers_child(tmp_path: Path, mode: str) -> str:
 @windows_only
 @pytest.mark.parametrize("mode", ["early", "late"])
 def test_tornado_and_pyzmq_use_the_fallback_instead_of_a_selector_thread_of_their_own(tmp_path, mode):
-    # The control first: on asyncio's own proactor loop each starts a thread (pyzmq borrows tornado's class).
-    assert _run_peers_child(tmp_path, "bare") == "tornado zmq False threads: ['Tornado selector', 'Tornado selector']"
+    # The control first: on asyncio's own proactor loop each starts a thread (pyzmq borrows tornado's
+    # class; tornado 6.x names it "Tornado selector").
+    control = _run_peers_child(tmp_path, "bare")
+    assert control.startswith("tornado zmq False threads: ['Tornado selector'"), control
     # On loopcompat's proactor loop (subprocess + add_reader) they use its add_reader (no thread at
     # all: the AFD watcher has none), whether imported before the loop was built or after.
     assert _run_peers_child(tmp_path, mode) == "tornado zmq True threads: []"
@@ -165,21 +168,25 @@ def test_the_peer_patches_answer_only_for_loops_with_the_fallback():
     """Off Windows tornado and pyzmq never wrap a loop; the patches themselves are checked here on real tornado."""
     code = textwrap.dedent(
         """
-        import asyncio, sys
+        import importlib, importlib.util, sys
         from loopcompat._fallbacks import _peers
         from tests.standins import add_reader_loop, bare_add_reader_loop
-        assert "tornado.platform.asyncio" not in sys.modules
-        _peers.share_add_reader()  # before the import: the import hook patches it
-        from tornado.platform.asyncio import AddThreadSelectorEventLoop
+        assert "tornado.platform.asyncio" not in sys.modules and "zmq.asyncio" not in sys.modules
+        _peers.share_add_reader()  # before the imports: the import hook patches them
+        assert importlib.util.find_spec("zmq.asyncio") is not None  # a probe, not an import
+        import tornado.platform.asyncio
         import zmq.asyncio
+        patched_new = vars(tornado.platform.asyncio.AddThreadSelectorEventLoop)["__new__"].__func__
+        assert getattr(patched_new, _peers.PATCHED) and getattr(zmq.asyncio._get_selector, _peers.PATCHED)
         ours, bare = add_reader_loop(), bare_add_reader_loop()
-        assert AddThreadSelectorEventLoop(ours) is ours
-        wrapper = AddThreadSelectorEventLoop(bare)
-        assert type(wrapper) is AddThreadSelectorEventLoop and wrapper is not bare
+        assert tornado.platform.asyncio.AddThreadSelectorEventLoop(ours) is ours
+        wrapper = tornado.platform.asyncio.AddThreadSelectorEventLoop(bare)  # anything else: tornado's own
+        assert type(wrapper) is tornado.platform.asyncio.AddThreadSelectorEventLoop and wrapper._real_loop is bare
         assert zmq.asyncio._get_selector(ours) is ours
         wrapper.close()  # closes bare too
+        reloaded = importlib.reload(tornado.platform.asyncio)  # new classes: patched again
+        assert reloaded.AddThreadSelectorEventLoop(ours) is ours
         ours.close()
-        assert not any(isinstance(f, _peers._AfterImport) for f in sys.meta_path)  # gone once both are patched
         print("ok")
         """
     )

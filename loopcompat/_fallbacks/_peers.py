@@ -10,7 +10,7 @@ them with select()'s 512-socket cap. anyio and CPython try ``add_reader``
 first and need nothing here.
 
 Applied on Windows once the selector_thread fallback is first built, to each
-library as it is imported (now, or later through a one-shot import hook).
+library as it is imported (now, or later through an import hook).
 Each patch only answers for loops that carry the fallback, and hands every
 other loop to the library's own code; if a library changes shape, the patch
 does nothing and the library keeps its thread (which still works).
@@ -19,6 +19,7 @@ does nothing and the library keeps its thread (which still works).
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any, Callable, Dict, Optional
 
 PATCHED = "_loopcompat_patched"  # marks the functions put in place here
@@ -74,6 +75,16 @@ PATCHES: Dict[str, Callable[[Any], bool]] = {
 }
 
 
+def _apply(patch: Callable[[Any], bool], module: Any) -> None:
+    """A patch that fails leaves the library as it was: it must never break an import."""
+    try:
+        patch(module)
+    except Exception as exc:  # noqa: BLE001 - the library keeps its own thread, which works
+        from asyncio.log import logger
+
+        logger.debug("loopcompat: could not point %s at the selector_thread fallback: %r", module.__name__, exc)
+
+
 class _PatchingLoader:
     """A module's own loader, then the patch once the module has executed."""
 
@@ -86,33 +97,42 @@ class _PatchingLoader:
 
     def exec_module(self, module: Any) -> None:
         self._loader.exec_module(module)
-        self._patch(module)
+        _apply(self._patch, module)
 
     def __getattr__(self, name: str) -> Any:  # resource readers, get_source, ...
         return getattr(self._loader, name)
 
 
 class _AfterImport:
-    """A meta path finder that finds nothing itself: it wraps the loader of the modules still to patch."""
+    """A meta path finder that finds nothing itself: it wraps the loader of the modules to patch.
 
-    def __init__(self, pending: Dict[str, Callable[[Any], bool]]) -> None:
-        self.pending = pending
+    The import system consults it only for modules not imported yet (and on
+    reload, which re-creates the patched objects: they are patched again). It
+    stays on sys.meta_path, a dictionary lookup per import: removing it could
+    make an import running in another thread skip the finder after it.
+    """
+
+    def __init__(self, patches: Dict[str, Callable[[Any], bool]]) -> None:
+        self.patches = patches
+        self._finding = threading.local()
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Optional[Any]:
-        patch = self.pending.get(name)
-        if patch is None:
+        patch = self.patches.get(name)
+        if patch is None or getattr(self._finding, "active", False):
             return None
-        spec = None
-        for finder in sys.meta_path:
-            if finder is not self and hasattr(finder, "find_spec"):
-                spec = finder.find_spec(name, path, target)
-                if spec is not None:
-                    break
+        self._finding.active = True
+        try:
+            spec = None
+            for finder in list(sys.meta_path):
+                if finder is not self and hasattr(finder, "find_spec"):
+                    spec = finder.find_spec(name, path, target)
+                    if spec is not None:
+                        break
+        finally:
+            self._finding.active = False
         if spec is None or not hasattr(spec.loader, "exec_module"):
             return None
-        del self.pending[name]
-        if not self.pending and self in sys.meta_path:
-            sys.meta_path.remove(self)
+        # (A find_spec() that only probes costs nothing: the patch comes when the module executes.)
         spec.loader = _PatchingLoader(spec.loader, patch)
         return spec
 
@@ -126,12 +146,12 @@ def share_add_reader() -> None:
     if _started:
         return
     _started = True
-    pending = {}
+    later = {}
     for name, patch in PATCHES.items():
         module = sys.modules.get(name)
         if module is not None:
-            patch(module)
+            _apply(patch, module)
         else:
-            pending[name] = patch
-    if pending:
-        sys.meta_path.insert(0, _AfterImport(pending))  # type: ignore[arg-type]
+            later[name] = patch
+    if later:
+        sys.meta_path.insert(0, _AfterImport(later))  # type: ignore[arg-type]

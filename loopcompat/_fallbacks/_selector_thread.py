@@ -74,6 +74,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import itertools
 import select
 import socket
 import sys
@@ -105,6 +106,9 @@ JOIN_TIMEOUT = 10.0
 _WINDOWS = sys.platform == "win32"
 _FD_SETSIZE = 1024  # POSIX select(): descriptor *values* must be below this (fact X1); poll() has no limit
 
+# What a shard thread hands the loop: (fd, READ/WRITE/CLOSED bits, the serial of its registration).
+_Event = Tuple[int, int, Optional[int]]
+
 
 def _fileobj_to_fd(fileobj: Any) -> int:
     """The descriptor of ``fileobj``, with the stock selectors' errors."""
@@ -123,10 +127,11 @@ def _fileobj_to_fd(fileobj: Any) -> int:
 class _Entry:
     """One registered descriptor, as the loop thread sees it."""
 
-    __slots__ = ("fd", "fileobj", "reader", "writer", "closed", "slot")
+    __slots__ = ("fd", "fileobj", "reader", "writer", "closed", "slot", "serial")
 
-    def __init__(self, fd: int, fileobj: Any) -> None:
+    def __init__(self, fd: int, fileobj: Any, serial: int) -> None:
         self.fd = fd
+        self.serial = serial  # tells this registration from a later one of the same descriptor number
         self.fileobj = fileobj
         self.reader: Optional[events.Handle] = None
         self.writer: Optional[events.Handle] = None
@@ -164,6 +169,7 @@ class Watcher:
         # keep a loop nobody closed alive (its __del__ closes it, and us).
         self._loop_ref = weakref.ref(loop)
         self._entries: Dict[int, _Entry] = {}
+        self._serials = itertools.count()
         self._failure: Optional[BaseException] = None
         self.closed = False
 
@@ -186,7 +192,7 @@ class Watcher:
             self._drop(entry)
             entry = None
         if entry is None:
-            entry = self._entries[fd] = _Entry(fd, fileobj)
+            entry = self._entries[fd] = _Entry(fd, fileobj, next(self._serials))
         else:
             entry.fileobj = fileobj
         old = entry.swap(bits, handle)
@@ -501,6 +507,11 @@ class _Shard:
         waitset.set(self.wake_fd, READ)
         want: Dict[int, int] = {}
         pending: Dict[int, int] = {}  # bits handed to the loop and not re-armed yet
+        # The serial of the registration each fd belongs to, sent back with its events:
+        # a descriptor closed, unregistered and reused by a new registration must not
+        # have the old one's events (a stale "closed" above all) applied to the new.
+        # (A number, not the entry: the thread must not keep the loop alive.)
+        owners: Dict[int, int] = {}
 
         while True:
             try:
@@ -513,7 +524,7 @@ class _Shard:
                 ready = [(fd, CLOSED) for fd in bad]
             if self.stopping:
                 return
-            batch: List[Tuple[int, int]] = []
+            batch: List[_Event] = []
             woken = False
             for fd, bits in ready:
                 if fd == self.wake_fd:
@@ -525,7 +536,7 @@ class _Shard:
                     want.pop(fd, None)
                     pending.pop(fd, None)
                     waitset.set(fd, 0)
-                    batch.append((fd, CLOSED))
+                    batch.append((fd, CLOSED, owners.pop(fd, None)))
                     continue
                 bits &= want.get(fd, 0) & ~pending.get(fd, 0)
                 if bits:
@@ -534,7 +545,7 @@ class _Shard:
                     held = pending.get(fd, 0) | bits
                     pending[fd] = held
                     waitset.set(fd, want[fd] & ~held)
-                    batch.append((fd, bits))
+                    batch.append((fd, bits, owners.get(fd)))
             if batch:
                 watcher = self._watcher()
                 if watcher is None:
@@ -557,12 +568,14 @@ class _Shard:
                     if kind == "stop":
                         return
                     if kind == "set":
-                        _, fd, bits = command
+                        _, fd, bits, owner = command
                         if bits:
                             want[fd] = bits
+                            owners[fd] = owner
                         else:
                             want.pop(fd, None)
                             pending.pop(fd, None)
+                            owners.pop(fd, None)
                         waitset.set(fd, bits & ~pending.get(fd, 0))
                     elif kind == "rearm":
                         for fd, bits in command[1]:
@@ -601,7 +614,7 @@ class ThreadWatcher(Watcher):
         self.shard_size = shard_size
         self.use_poll = use_poll
         self._shards: List[_Shard] = []
-        self._events: Deque[Tuple[_Shard, List[Tuple[int, int]]]] = collections.deque()
+        self._events: Deque[Tuple[_Shard, List[_Event]]] = collections.deque()
         self._drain_scheduled = False
         self._stock_select: Optional[Callable[..., Any]] = None  # the loop's own, once we wrap it
         self._busy_since: Optional[float] = None
@@ -621,7 +634,7 @@ class ThreadWatcher(Watcher):
                 raise ValueError(f"fd {entry.fd} is at or above FD_SETSIZE ({_FD_SETSIZE}): select() cannot watch it")
             shard = entry.slot = self._pick_shard()
             shard.load += 1
-        shard.send(("set", entry.fd, entry.bits))
+        shard.send(("set", entry.fd, entry.bits, entry.serial))
         shard.mirror.set(entry.fd, entry.bits)
 
     def _forget(self, entry: _Entry) -> None:
@@ -629,7 +642,7 @@ class ThreadWatcher(Watcher):
         if shard is not None:
             entry.slot = None
             shard.load -= 1
-            shard.send(("set", entry.fd, 0))  # (a no-op if the thread already dropped a closed one)
+            shard.send(("set", entry.fd, 0, None))  # (a no-op if the thread already dropped a closed one)
             shard.mirror.set(entry.fd, 0)
 
     def _pick_shard(self) -> _Shard:
@@ -664,15 +677,15 @@ class ThreadWatcher(Watcher):
 
     def _select(self, timeout: Optional[float] = None) -> Any:
         """The loop's poll, on the loop thread: after ASSIST_INTERVAL of zero timeouts, hand the GIL to a shard with events."""
+        # perf_counter: time.monotonic() ticks every 15.6 ms on Windows before 3.13
         if timeout != 0:
             self._busy_since = None  # the loop may block: a shard that needs the GIL will get it
         elif self._busy_since is None:
-            self._busy_since = time.monotonic()
+            self._busy_since = time.perf_counter()
         elif not self._drain_scheduled and self._shards and self._failure is None:
-            now = time.monotonic()
-            if now - self._busy_since >= ASSIST_INTERVAL:
-                self._busy_since = now
+            if time.perf_counter() - self._busy_since >= ASSIST_INTERVAL:
                 self._hand_off()
+                self._busy_since = time.perf_counter()  # after: the poll and the wait are not busy time
         return self._stock_select(timeout)  # type: ignore[misc]
 
     def _hand_off(self) -> None:
@@ -681,7 +694,7 @@ class ThreadWatcher(Watcher):
         self._handoff.clear()
         self._handoff_waiting = True
         try:
-            if any(shard.mirror.any_ready() for shard in self._shards):
+            if not self._drain_scheduled and any(shard.mirror.any_ready() for shard in self._shards):
                 # A shard has events, or is about to: block without the GIL, so
                 # that it takes the GIL uncontested, posts, and wakes us.
                 self._handoff.wait(HANDOFF_TIMEOUT)
@@ -705,14 +718,15 @@ class ThreadWatcher(Watcher):
             while self._events:
                 shard, batch = self._events.popleft()
                 items = rearm.setdefault(shard, [])
-                items.extend(event for event in batch if not event[1] & CLOSED)
-                for fd, bits in batch:
+                items.extend((fd, bits) for fd, bits, _ in batch if not bits & CLOSED)
+                for fd, bits, serial in batch:
                     entry = self._entries.get(fd)
+                    if entry is None or entry.serial != serial or entry.slot is not shard:
+                        continue  # a registration removed since (its descriptor may be reused)
                     if bits & CLOSED:
-                        if entry is not None and entry.slot is shard:
-                            entry.closed = True
-                            shard.mirror.set(fd, 0)
-                    elif entry is not None and entry.slot is shard and not entry.closed:
+                        entry.closed = True
+                        shard.mirror.set(fd, 0)
+                    elif not entry.closed:
                         self._dispatch(loop, entry, bits, now=True)
         finally:
             # Even if a callback raised SystemExit/KeyboardInterrupt: events not
@@ -747,7 +761,7 @@ class ThreadWatcher(Watcher):
 
     # -- shard threads -----------------------------------------------------------------------------
 
-    def post(self, shard: _Shard, batch: List[Tuple[int, int]]) -> None:
+    def post(self, shard: _Shard, batch: List[_Event]) -> None:
         self._events.append((shard, batch))
         if not self._drain_scheduled:
             self._drain_scheduled = True
