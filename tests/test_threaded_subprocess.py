@@ -34,6 +34,7 @@ PY = sys.executable
 CAT = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"
 UPPER = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read().upper())"
 SLEEP = "import time; time.sleep(60)"
+HUP_DEFAULT = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_DFL); print('ready', flush=True); time.sleep(60)"
 TIMEOUT = 60
 
 
@@ -290,7 +291,13 @@ def test_terminate(loop):
 
 def test_send_signal(loop):
     async def main():
-        proc = await exec_py(SLEEP)
+        if IS_WINDOWS:
+            proc = await exec_py(SLEEP)
+        else:
+            # SIGHUP's default action, whatever this process inherited (under nohup it is ignored,
+            # and the disposition passes on to children); "ready" once it is in place.
+            proc = await exec_py(HUP_DEFAULT, stdout=PIPE)
+            assert await proc.stdout.readline() == b"ready\n"
         try:
             if IS_WINDOWS:
                 # (CTRL_C_EVENT and CTRL_BREAK_EVENT, 0 and 1, pass through as on the proactor loop)
