@@ -55,26 +55,16 @@ def main() -> None:
     b.send(b"x")  # a stays readable: every call below finds it ready
     w = st._bindings()
     iocp = _overlapped.CreateIoCompletionPort(_overlapped.INVALID_HANDLE_VALUE, 0, 0, 0)
-    afd = w.kernel32.CreateFileW(st._AFD_DEVICE, 0x00100000, 3, None, 3, 0x40000000, None)
-    if not afd or not w.kernel32.CreateIoCompletionPort(afd, iocp, 0, 0):
-        sys.exit(f"cannot open the AFD device: {w.ctypes.WinError(w.ctypes.get_last_error())}")
+    try:
+        afd = st.open_afd(iocp)
+    except OSError as exc:
+        sys.exit(f"cannot open the AFD device: {exc}")
     block = w.POLL_BLOCK()
     address = w.ctypes.addressof(block)
-    info_address = address + type(block).info.offset
-    info_size = w.ctypes.sizeof(block.info)
     base = st._base_handle(a.fileno())
 
     def submit() -> None:
-        block.overlapped.Internal = 0x103
-        info = block.info
-        info.Timeout = 0x7FFFFFFFFFFFFFFF
-        info.NumberOfHandles = 1
-        info.Exclusive = 0
-        info.Handles[0].Handle = base
-        info.Handles[0].Events = st._AFD_READ
-        info.Handles[0].Status = 0
-        w.kernel32.DeviceIoControl(afd, st._IOCTL_AFD_POLL, info_address, info_size, info_address, info_size,
-                                   None, address)
+        st.send_poll(afd, block, address, base, st._AFD_READ)
 
     def event_afd() -> None:
         submit()

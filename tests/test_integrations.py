@@ -172,7 +172,8 @@ def test_the_peer_patches_answer_only_for_loops_with_the_fallback():
         from loopcompat._fallbacks import _peers
         from tests.standins import add_reader_loop, bare_add_reader_loop
         assert "tornado.platform.asyncio" not in sys.modules and "zmq.asyncio" not in sys.modules
-        _peers.share_add_reader()  # before the imports: the import hook patches them
+        from loopcompat._fallbacks._selector_thread import SelectorThreadMixin
+        _peers.share_add_reader(SelectorThreadMixin)  # before the imports: the import hook patches them
         assert importlib.util.find_spec("zmq.asyncio") is not None  # a probe, not an import
         import tornado.platform.asyncio
         import zmq.asyncio

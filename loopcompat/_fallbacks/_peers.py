@@ -24,14 +24,15 @@ from typing import Any, Callable, Dict, Optional
 
 PATCHED = "_loopcompat_patched"  # marks the functions put in place here
 
+# The mixin whose loops have a working add_reader (set by share_add_reader()).
+_fallback_class: type = type(None)
+
 
 def _has_fallback(loop: Any) -> bool:
-    from ._selector_thread import SelectorThreadMixin
-
-    return isinstance(loop, SelectorThreadMixin)
+    return isinstance(loop, _fallback_class)
 
 
-def patch_tornado(module: Any) -> bool:
+def patch_tornado(module: Any) -> None:
     """``AddThreadSelectorEventLoop(loop)`` returns the loop itself when its add_reader is ours.
 
     tornado then finds ``selector_loop is asyncio_loop``: it calls the loop's
@@ -40,7 +41,7 @@ def patch_tornado(module: Any) -> bool:
     """
     cls = getattr(module, "AddThreadSelectorEventLoop", None)
     if not isinstance(cls, type) or "__new__" in vars(cls):
-        return False  # not the class we know, or patched already
+        return  # not the class we know, or patched already
 
     def __new__(klass: type, real_loop: Any, *args: Any, **kwargs: Any) -> Any:
         if _has_fallback(real_loop):
@@ -49,33 +50,31 @@ def patch_tornado(module: Any) -> bool:
 
     setattr(__new__, PATCHED, True)
     cls.__new__ = staticmethod(__new__)  # type: ignore[assignment]
-    return True
 
 
-def patch_pyzmq(module: Any) -> bool:
+def patch_pyzmq(module: Any) -> None:
     """``zmq.asyncio`` asks ``_get_selector(loop)`` for an object with add_reader: ours is the loop.
 
     (Without this, pyzmq would also warn that it starts an extra thread.)
     """
     original = getattr(module, "_get_selector", None)
     if not callable(original) or getattr(original, PATCHED, False):
-        return False
+        return
 
     def _get_selector(loop: Any) -> Any:
         return loop if _has_fallback(loop) else original(loop)
 
     setattr(_get_selector, PATCHED, True)
     module._get_selector = _get_selector
-    return True
 
 
-PATCHES: Dict[str, Callable[[Any], bool]] = {
+PATCHES: Dict[str, Callable[[Any], None]] = {
     "tornado.platform.asyncio": patch_tornado,
     "zmq.asyncio": patch_pyzmq,
 }
 
 
-def _apply(patch: Callable[[Any], bool], module: Any) -> None:
+def _apply(patch: Callable[[Any], None], module: Any) -> None:
     """A patch that fails leaves the library as it was: it must never break an import."""
     try:
         patch(module)
@@ -88,7 +87,7 @@ def _apply(patch: Callable[[Any], bool], module: Any) -> None:
 class _PatchingLoader:
     """A module's own loader, then the patch once the module has executed."""
 
-    def __init__(self, loader: Any, patch: Callable[[Any], bool]) -> None:
+    def __init__(self, loader: Any, patch: Callable[[Any], None]) -> None:
         self._loader = loader
         self._patch = patch
 
@@ -112,7 +111,7 @@ class _AfterImport:
     make an import running in another thread skip the finder after it.
     """
 
-    def __init__(self, patches: Dict[str, Callable[[Any], bool]]) -> None:
+    def __init__(self, patches: Dict[str, Callable[[Any], None]]) -> None:
         self.patches = patches
         self._finding = threading.local()
 
@@ -140,12 +139,14 @@ class _AfterImport:
 _started = False
 
 
-def share_add_reader() -> None:
-    """Patch the libraries already imported; patch the others when they are (once per process)."""
-    global _started
+def share_add_reader(fallback_class: type) -> None:
+    """Point the libraries at the add_reader of ``fallback_class``'s loops: those already imported
+    now, the others when they are (once per process)."""
+    global _started, _fallback_class
     if _started:
         return
     _started = True
+    _fallback_class = fallback_class
     later = {}
     for name, patch in PATCHES.items():
         module = sys.modules.get(name)

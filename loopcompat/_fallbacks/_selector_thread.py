@@ -898,6 +898,42 @@ def _base_handle(fd: int) -> int:
     return fd
 
 
+def open_afd(iocp: int) -> int:
+    """A handle on the AFD device whose requests complete on completion port ``iocp`` (raises OSError)."""
+    w = _bindings()
+    # SYNCHRONIZE access, FILE_SHARE_READ | FILE_SHARE_WRITE, OPEN_EXISTING, FILE_FLAG_OVERLAPPED
+    handle = w.kernel32.CreateFileW(_AFD_DEVICE, 0x00100000, 3, None, 3, 0x40000000, None)
+    if not handle or handle == w.ctypes.c_void_p(-1).value:
+        raise w.ctypes.WinError(w.ctypes.get_last_error())
+    if not w.kernel32.CreateIoCompletionPort(handle, iocp, 0, 0):
+        error = w.ctypes.get_last_error()
+        w.kernel32.CloseHandle(handle)
+        raise w.ctypes.WinError(error)
+    return int(handle)
+
+
+def send_poll(afd: int, block: Any, address: int, base: int, mask: int) -> bool:
+    """Fill POLL_BLOCK ``block`` (at ``address``) for one socket and send it; DeviceIoControl's result.
+
+    False with ERROR_IO_PENDING is the usual outcome; completed or pending, the
+    completion is queued on the device's port.
+    """
+    w = _bindings()
+    block.overlapped.Internal = 0x103  # STATUS_PENDING, as DeviceIoControl would set
+    block.overlapped.InternalHigh = 0
+    info = block.info
+    info.Timeout = 0x7FFFFFFFFFFFFFFF
+    info.NumberOfHandles = 1
+    info.Exclusive = 0
+    info.Handles[0].Handle = base
+    info.Handles[0].Events = mask
+    info.Handles[0].Status = 0
+    info_address = address + type(block).info.offset
+    info_size = w.ctypes.sizeof(info)
+    return bool(w.kernel32.DeviceIoControl(afd, _IOCTL_AFD_POLL, info_address, info_size, info_address, info_size,
+                                           None, address))
+
+
 class _AfdPoll:
     """One registered socket's poll: its request block, and its slot in the proactor's cache.
 
@@ -957,16 +993,7 @@ class AfdWatcher(Watcher):
         iocp = getattr(proactor, "_iocp", None)
         if iocp is None or not isinstance(getattr(proactor, "_cache", None), dict):
             raise OSError("not an IocpProactor loop: AFD polls need its completion port and cache")
-        w = _bindings()
-        # SYNCHRONIZE access, FILE_SHARE_READ | FILE_SHARE_WRITE, OPEN_EXISTING, FILE_FLAG_OVERLAPPED
-        handle = w.kernel32.CreateFileW(_AFD_DEVICE, 0x00100000, 3, None, 3, 0x40000000, None)
-        if not handle or handle == w.ctypes.c_void_p(-1).value:
-            raise w.ctypes.WinError(w.ctypes.get_last_error())
-        if not w.kernel32.CreateIoCompletionPort(handle, iocp, 0, 0):
-            error = w.ctypes.get_last_error()
-            w.kernel32.CloseHandle(handle)
-            raise w.ctypes.WinError(error)
-        self._afd: Optional[int] = handle
+        self._afd: Optional[int] = open_afd(iocp)
         self._proactor = proactor
         self._cache: Dict[int, Any] = proactor._cache  # type: ignore[union-attr]
         self._polls: "weakref.WeakSet[_AfdPoll]" = weakref.WeakSet()
@@ -1000,24 +1027,10 @@ class AfdWatcher(Watcher):
         """Send the poll request (raises OSError when Windows refuses it)."""
         assert poll.entry is not None and self._afd is not None
         w = _bindings()
-        block = poll.block
         mask = self._mask(poll.entry.bits)
-        block.overlapped.Internal = 0x103  # STATUS_PENDING, as DeviceIoControl would set
-        block.overlapped.InternalHigh = 0
-        info = block.info
-        info.Timeout = 0x7FFFFFFFFFFFFFFF
-        info.NumberOfHandles = 1
-        info.Exclusive = 0
-        info.Handles[0].Handle = poll.base
-        info.Handles[0].Events = mask
-        info.Handles[0].Status = 0
-        info_address = poll.address + type(block).info.offset
-        info_size = w.ctypes.sizeof(info)
         # In the cache first: the completion is only dequeued by this thread, later.
         self._cache[poll.address] = (poll, poll, poll.entry.fileobj, poll.complete)
-        ok = w.kernel32.DeviceIoControl(self._afd, _IOCTL_AFD_POLL, info_address, info_size, info_address, info_size,
-                                        None, poll.address)
-        if not ok:
+        if not send_poll(self._afd, poll.block, poll.address, poll.base, mask):
             error = w.ctypes.get_last_error()
             if error != _ERROR_IO_PENDING:
                 del self._cache[poll.address]  # refused: no completion will come
@@ -1191,9 +1204,8 @@ def _check_socket(loop: Any, method: str, fileobj: Any) -> None:
     check_socket_only(loop, method, rule, fileobj)
 
 
-
 if _WINDOWS:
     # tornado and pyzmq would start a select() thread of their own next to this fallback.
     from ._peers import share_add_reader
 
-    share_add_reader()
+    share_add_reader(SelectorThreadMixin)
