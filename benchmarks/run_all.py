@@ -38,6 +38,7 @@ BENCHMARKS: Sequence[Tuple[str, Tuple[str, ...]]] = (
     ("hotpath.py", ("linux", "windows")),
     ("selector_thread.py", ("linux", "windows")),
     ("afd_calls.py", ("windows",)),
+    ("proactor_poll.py", ("windows",)),
     ("subprocess_pipes.py", ("windows", "linux")),
 )
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import socket
 import statistics
 import sys
@@ -159,14 +160,17 @@ def measure(make: Callable[[], Made], idle_sockets: List[socket.socket], busy: b
                 if burner is not None:
                     await burner
 
+        measuring = main()
         try:
-            elapsed = loop.run_until_complete(main())
+            elapsed = loop.run_until_complete(measuring)
         except asyncio.TimeoutError:
             print("  stalled: no round trip completed for 30 s", file=sys.stderr)
             _stalled.add(id(make))
             return None
         except (OSError, ValueError) as exc:
             print(f"  failed: {exc!r}", file=sys.stderr)
+            if inspect.getcoroutinestate(measuring) == inspect.CORO_CREATED:
+                measuring.close()  # the loop failed before starting it (select()'s 512 sockets)
             return None
         return latencies, elapsed
     except (OSError, ValueError) as exc:
@@ -197,7 +201,9 @@ def p99(samples: List[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None, variants: Optional[Dict[str, Callable[[], Made]]] = None,
+         title: str = "add_reader round trips") -> None:
+    """Measure and print the table; ``variants`` replaces the backends (native is always added first)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000, help="round trips per idle cell and backend")
     parser.add_argument("--busy-rounds", type=int, default=300, help="round trips per busy cell and backend")
@@ -205,10 +211,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,100,500,2000", help="idle registered sockets")
     parser.add_argument("--loads", default="idle,busy", help="idle and/or busy")
     parser.add_argument("--backends", default="", help="comma-separated subset (default: all available)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
     loads = [load.strip() for load in args.loads.split(",")]
-    chosen = backends()
+    chosen = backends() if variants is None else {"native": make_native, **variants}
     if args.backends:
         wanted = [name.strip() for name in args.backends.split(",")]
         chosen = {name: make for name, make in chosen.items() if name in wanted or name == "native"}
@@ -262,7 +268,7 @@ def main() -> None:
     watcher.close()
     fallback.close()
     watcher.release()
-    print(f"## add_reader round trips ({machine()}; loopcompat: {described}; "
+    print(f"## {title} ({machine()}; loopcompat: {described}; "
           f"{args.repeats} alternating batches per cell)\n")
     print(table(["backend", "idle sockets", "loop", "median us", "p99 us", "round trips/s", "median vs native"], rows))
     if stalled_cells:
