@@ -588,6 +588,40 @@ def test_a_descriptor_number_reused_after_removal_serves_the_new_registration(lo
     assert loop.errors == []
 
 
+def test_a_number_reused_before_the_watcher_saw_its_socket_close_serves_the_new_socket(loop):
+    """a.close() without remove_reader(); a new socket gets a's number in the same iteration.
+
+    The watcher learns of the close later (a completed AFD poll, a thread's
+    report); that news concerns a, and must not silence the new registration.
+    """
+
+    async def main() -> int:
+        reused = 0
+        for _ in range(200):
+            a, b = socket.socketpair()
+            loop.add_reader(a, lambda: None)
+            await asyncio.sleep(0)  # the watcher is watching a
+            number = a.fileno()
+            a.close()  # no remove_reader()
+            b.close()
+            c, d = socket.socketpair()
+            c.setblocking(False)
+            d.setblocking(False)
+            new, peer = (d, c) if d.fileno() == number else (c, d)
+            reused += new.fileno() == number
+            fired = loop.create_future()
+            loop.add_reader(new, lambda: fired.done() or fired.set_result(new.recv(1)))
+            peer.send(b"x")
+            assert await asyncio.wait_for(fired, TIMEOUT) == b"x"
+            assert loop.remove_reader(new)
+            c.close()
+            d.close()
+        return reused
+
+    assert run(loop, main()) > 0  # the numbers were reused
+    assert loop.errors == []
+
+
 def test_a_descriptor_closed_while_registered_stops_being_watched(loop, pairs):
     (a, b), (c, d) = pairs(2)
     seen: List[str] = []
@@ -651,6 +685,7 @@ def test_close_with_events_in_flight_joins_every_thread(backend, pairs):
     assert loop.is_closed() and not loop.remove_reader(socks[0][0])
     if isinstance(watcher, st.AfdWatcher):  # every poll completed (cancelled) before the port closed
         assert watcher._afd is None and not any(poll.pending for poll in watcher._polls)
+        assert not any(poll.address in st._IN_FLIGHT for poll in watcher._polls)
 
 
 def test_the_fallback_overrides_nothing_on_the_hot_path():
@@ -817,6 +852,102 @@ def test_adopt_gives_a_stock_proactor_loop_the_fallback(pairs):
         assert run(loop, got) == b"adopted"
     finally:
         loop.close()
+
+
+def afd_loop() -> asyncio.AbstractEventLoop:
+    loop = fallback_loop()
+    use_backend(loop, "afd")
+    errors: List[Dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    loop.errors = errors  # type: ignore[attr-defined]
+    return loop
+
+
+def refuse_polls(monkeypatch: Any, error: int) -> None:
+    """From now on Windows refuses every AFD poll with ``error`` (a fault a healthy bed never shows)."""
+    import ctypes
+
+    def refused(*args: Any) -> bool:
+        ctypes.set_last_error(error)  # type: ignore[attr-defined,unused-ignore]
+        return False
+
+    monkeypatch.setattr(st, "send_poll", refused)
+
+
+@windows_only
+def test_a_poll_windows_refuses_is_reported_for_an_int_descriptor_too(pairs, monkeypatch):
+    """tornado and pyzmq register ints: a refused re-arm must not be taken for a closed socket."""
+    loop = afd_loop()
+    (a, b), = pairs(1)
+    seen: List[bytes] = []
+
+    def reader() -> None:
+        seen.append(drain(a))
+        refuse_polls(monkeypatch, 1450)  # ERROR_NO_SYSTEM_RESOURCES, for the re-arm after this callback
+
+    try:
+        loop.add_reader(a.fileno(), reader)
+        b.send(b"x")
+        run(loop, until(lambda: bool(loop.errors)))
+        assert seen == [b"x"]
+        error = loop.errors[0]
+        assert "cannot poll" in error["message"] and "will not run again" in error["message"]
+        assert getattr(error["exception"], "winerror", None) == 1450
+    finally:
+        loop.close()
+
+
+@windows_only
+def test_a_failure_while_handling_a_completion_is_reported_not_swallowed(pairs, monkeypatch):
+    """Inside IocpProactor._poll() an OSError would land in the stand-in future's set_exception()."""
+    loop = afd_loop()
+    (a, b), = pairs(1)
+    try:
+        try:
+            while True:  # fill a's send buffer: a is not writable, so only data wakes its poll
+                a.send(b"\0" * 65536)
+        except (BlockingIOError, InterruptedError):
+            pass
+        loop.add_writer(a, lambda: None)
+        reader = loop.add_reader(a, lambda: None)
+        reader.cancel()  # the stock loop unregisters a cancelled reader when it sees the event
+        spin(loop)
+        assert loop.errors == []
+        refuse_polls(monkeypatch, 1450)
+        b.send(b"x")  # the poll completes: unregistering the reader re-polls for the writer, refused
+        run(loop, until(lambda: bool(loop.errors)))
+        assert getattr(loop.errors[0]["exception"], "winerror", None) == 1450
+        assert "cannot poll" in loop.errors[0]["message"]
+    finally:
+        loop.close()
+
+
+@windows_only
+def test_the_proactor_closed_before_the_watcher_does_not_wait_forever():
+    """IocpProactor.close() cancels every poll and waits for each: a cancelled poll must stay cancelled."""
+    code = textwrap.dedent(
+        """
+        import asyncio, socket, sys
+        sys.path.insert(0, sys.argv[1])
+        from tests.standins import add_reader_loop
+        from loopcompat._fallbacks import _selector_thread as st
+        loop = add_reader_loop()
+        (a, b), (c, d) = socket.socketpair(), socket.socketpair()
+        loop.add_reader(a, lambda: None)  # idle: its poll never completes by itself
+        loop.add_reader(c, lambda: None)  # ready and never drained: its poll completes at once
+        d.send(b"x")
+        loop.run_until_complete(asyncio.sleep(0.05))
+        blocks = set(st._IN_FLIGHT)
+        loop._proactor.close()  # before the loop closes the watcher
+        loop.close()
+        print("closed; blocks still in flight:", len(blocks & set(st._IN_FLIGHT)))
+        """
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, cwd=root,
+                            stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "closed; blocks still in flight: 0" in result.stdout
 
 
 @windows_only

@@ -124,6 +124,16 @@ def _fileobj_to_fd(fileobj: Any) -> int:
     return fd
 
 
+def _is_closed(fileobj: Any) -> bool:
+    """Does a registered object say it was closed? (An int cannot tell: its number is all there is.)"""
+    if isinstance(fileobj, int):
+        return False
+    try:
+        return bool(fileobj.fileno() < 0)
+    except (OSError, ValueError):
+        return True
+
+
 class _Entry:
     """One registered descriptor, as the loop thread sees it."""
 
@@ -186,9 +196,10 @@ class Watcher:
         fd = _fileobj_to_fd(fileobj)
         handle = events.Handle(callback, args, loop, None)  # the caller's context, as the stock loop
         entry = self._entries.get(fd)
-        if entry is not None and entry.closed:
-            # The descriptor was closed while registered and its number reused:
-            # the old callbacks belong to the closed object.
+        if entry is not None and (entry.closed or (entry.fileobj is not fileobj and _is_closed(entry.fileobj))):
+            # The descriptor was closed while registered and its number reused
+            # (perhaps before the watcher noticed the close): the old callbacks
+            # and any report still in flight belong to the closed object.
             self._drop(entry)
             entry = None
         if entry is None:
@@ -243,8 +254,7 @@ class Watcher:
 
     def _dispatch(self, loop: Any, entry: _Entry, bits: int, now: bool = False) -> None:
         """Queue (or, with ``now``, run) the callbacks of a ready entry, as the stock selector loop does."""
-        fileobj = entry.fileobj
-        if not isinstance(fileobj, int) and fileobj.fileno() < 0:
+        if _is_closed(entry.fileobj):
             # A socket object closed while registered (some OSes report the
             # closing descriptor "ready"): never run its callbacks again.
             entry.closed = True
@@ -513,14 +523,24 @@ class _Shard:
         # (A number, not the entry: the thread must not keep the loop alive.)
         owners: Dict[int, int] = {}
 
+        refused = 0  # select() failures in a row in which no closed descriptor was found
         while True:
             try:
                 ready = waitset.wait()
+                refused = 0
             except (OSError, ValueError):
                 # A registered descriptor was closed: find it, stop watching it, tell the loop.
                 bad = waitset.bad_fds()
-                if self.wake_fd in bad or not bad:
+                if self.wake_fd in bad:
                     raise
+                if not bad:
+                    # Closed, then its number reused before we probed (a socket made
+                    # right after the close): nothing is bad now, so wait again; the
+                    # loop's commands for the new registration are on their way.
+                    # Failing with nothing to blame, again and again, is a real fault.
+                    refused += 1
+                    if refused > 3:
+                        raise
                 ready = [(fd, CLOSED) for fd in bad]
             if self.stopping:
                 return
@@ -821,6 +841,8 @@ _AFD_READ = _AFD_POLL_RECEIVE | _AFD_POLL_ACCEPT | _AFD_POLL_DISCONNECT | _AFD_P
 _AFD_WRITE = _AFD_POLL_SEND | _AFD_POLL_ABORT | _AFD_POLL_CONNECT_FAIL
 _STATUS_SUCCESS = 0
 _STATUS_CANCELLED = 0xC0000120
+_STATUS_INVALID_HANDLE = 0xC0000008
+_ERROR_INVALID_HANDLE = 6
 _ERROR_IO_PENDING = 997
 _ERROR_NOT_FOUND = 1168
 # WSAIoctl codes for the socket's base provider handle, in the order wepoll
@@ -831,6 +853,10 @@ _SIO_BSP_HANDLE_SELECT = 0x4800001C
 _AFD_DEVICE = "\\\\.\\GLOBALROOT\\Device\\Afd\\loopcompat"
 
 _win32: Any = None  # the ctypes bindings, made on first use (Windows only)
+# Request blocks Windows may still write into, by address, until their completion
+# is dequeued: if a proactor were dropped without draining its port (an interrupted
+# close), the blocks leak rather than free memory that the kernel writes later.
+_IN_FLIGHT: Dict[int, Any] = {}
 
 
 def _bindings() -> Any:
@@ -975,11 +1001,22 @@ class _AfdPoll:
         pass
 
     def cancel(self, msg: Any = None) -> bool:
+        # Only IocpProactor.close() cancels: the port is closing, so this poll is
+        # final. (Resubmitted, it would keep close() waiting for its completion.)
+        entry, self.entry = self.entry, None
+        if entry is not None and entry.slot is self:
+            entry.slot = None
         self.watcher._cancel(self)
         return True
 
     def complete(self, transferred: Any, key: Any, ov: Any) -> None:
-        self.watcher._completed(self)
+        _IN_FLIGHT.pop(self.address, None)
+        try:
+            self.watcher._completed(self)
+        except Exception as exc:  # noqa: BLE001 - the proactor would swallow it (set_exception) or stop the loop
+            entry = self.entry
+            if entry is not None:
+                self.watcher._lost(entry, exc)
 
 
 class AfdWatcher(Watcher):
@@ -1026,14 +1063,20 @@ class AfdWatcher(Watcher):
     def _submit(self, poll: _AfdPoll) -> None:
         """Send the poll request (raises OSError when Windows refuses it)."""
         assert poll.entry is not None and self._afd is not None
+        if self._proactor._iocp is None:  # type: ignore[attr-defined]
+            raise RuntimeError("IocpProactor is closed")
         w = _bindings()
         mask = self._mask(poll.entry.bits)
         # In the cache first: the completion is only dequeued by this thread, later.
-        self._cache[poll.address] = (poll, poll, poll.entry.fileobj, poll.complete)
+        # (The poll as the cache's "object": the proactor cancels polls of objects it
+        # stops serving, and a user's socket may be one of them.)
+        self._cache[poll.address] = (poll, poll, poll, poll.complete)
+        _IN_FLIGHT[poll.address] = poll.block
         if not send_poll(self._afd, poll.block, poll.address, poll.base, mask):
             error = w.ctypes.get_last_error()
             if error != _ERROR_IO_PENDING:
                 del self._cache[poll.address]  # refused: no completion will come
+                del _IN_FLIGHT[poll.address]
                 raise w.ctypes.WinError(error)
         # (Completed at once or not, the completion is queued on the port.)
         poll.pending = True
@@ -1060,8 +1103,11 @@ class AfdWatcher(Watcher):
         status = poll.block.overlapped.Internal & 0xFFFFFFFF
         info = poll.block.info
         happened = info.Handles[0].Events if status == _STATUS_SUCCESS and info.NumberOfHandles else 0
-        if happened & _AFD_POLL_LOCAL_CLOSE or status not in (_STATUS_SUCCESS, _STATUS_CANCELLED):
+        if happened & _AFD_POLL_LOCAL_CLOSE or status == _STATUS_INVALID_HANDLE:
             entry.closed = True  # the socket was closed while registered: stop watching it
+            return
+        if status not in (_STATUS_SUCCESS, _STATUS_CANCELLED):
+            self._lost(entry, OSError(f"the AFD poll completed with NTSTATUS {status:#010x}"))
             return
         bits = (READ if happened & _AFD_READ else 0) | (WRITE if happened & _AFD_WRITE else 0)
         bits &= entry.bits
@@ -1086,19 +1132,22 @@ class AfdWatcher(Watcher):
             return
         try:
             self._submit(poll)
-        except OSError as exc:
-            fileobj = entry.fileobj
-            if isinstance(fileobj, int) or fileobj.fileno() < 0 or getattr(exc, "winerror", None) == 6:
-                entry.closed = True  # closed between two polls (ERROR_INVALID_HANDLE)
-            else:
-                entry.closed = True
-                loop = self._loop_ref()
-                if loop is not None:
-                    loop.call_exception_handler({
-                        "message": f"loopcompat selector_thread fallback: cannot poll {fileobj!r} any more; "
-                        "its add_reader/add_writer callbacks will not run again",
-                        "exception": exc,
-                    })
+        except (OSError, RuntimeError) as exc:
+            self._lost(entry, exc)
+
+    def _lost(self, entry: _Entry, exc: BaseException) -> None:
+        """Stop watching ``entry``: silently if its socket was closed, else saying why on the loop."""
+        entry.closed = True
+        fileobj = entry.fileobj
+        if getattr(exc, "winerror", None) == _ERROR_INVALID_HANDLE or _is_closed(fileobj):
+            return  # closed between two polls: as for a close seen by a poll, nothing to report
+        loop = self._loop_ref()
+        if loop is not None and not loop.is_closed():
+            loop.call_exception_handler({
+                "message": f"loopcompat selector_thread fallback: cannot poll {fileobj!r} any more; "
+                "its add_reader/add_writer callbacks will not run again",
+                "exception": exc,
+            })
 
     # -- close ---------------------------------------------------------------------------------------
 
