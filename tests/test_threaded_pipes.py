@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, List, Optional
@@ -195,6 +196,36 @@ def test_closing_a_read_pipe_with_a_live_writer_stops_its_thread(loop, pipe):
     assert not [t for t in threading.enumerate() if t.name.startswith("loopcompat-pipe")]
 
 
+def test_a_data_received_that_raises_does_not_strand_what_follows(loop, pipe):
+    """The loop reports the exception; later data, the end of file and connection_lost() still come."""
+    r, w = pipe
+    errors: List[Any] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context.get("exception")))
+
+    class Faulty(Recorder):
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if len(self.data) == len(data):  # the first delivery
+                raise ZeroDivisionError("a bug in the protocol")
+
+    async def main():
+        transport, protocol = await loop.connect_read_pipe(lambda: Faulty(loop), r)
+        # Blocking the loop while the thread reads: everything waits for it in one batch.
+        w.write(b"one")
+        time.sleep(0.05)
+        w.write(b"two")
+        time.sleep(0.05)
+        w.close()
+        time.sleep(0.1)
+        await protocol.lost
+        return protocol
+
+    protocol = run(loop, main())
+    assert protocol.data == b"onetwo"
+    assert protocol.events == ["connection_made", "eof_received", ("connection_lost", None)]
+    assert [type(error) for error in errors] == [ZeroDivisionError]
+
+
 def test_a_regular_file_is_refused_as_on_posix(loop, tmp_path):
     path = tmp_path / "regular.bin"
     path.write_bytes(b"x")
@@ -234,6 +265,25 @@ def test_write_pipe_read_by_a_child(loop, pipe):
     assert exc is None and events[-1] == ("connection_lost", None) and w.closed
     out, _ = proc.communicate(timeout=60)
     assert out == b"1000010 1000010"
+
+
+def test_write_and_close_in_connection_made_writes_then_loses_the_connection(loop, pipe):
+    r, w = pipe
+
+    class Greeter(Recorder):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            transport.write(b"hello")
+            transport.close()  # before the transport's thread has started
+
+    async def main():
+        transport, protocol = await loop.connect_write_pipe(lambda: Greeter(loop), w)
+        await protocol.lost
+        return protocol, transport.get_write_buffer_size()
+
+    protocol, buffered = run(loop, main())
+    assert protocol.events == ["connection_made", ("connection_lost", None)] and buffered == 0
+    assert r.read(100) == b"hello"
 
 
 def test_write_buffer_limits_pause_and_resume_the_protocol(loop, pipe):
@@ -408,6 +458,21 @@ def test_loop_close_stops_the_threads_of_unclosed_transports(pipe):
             loop.close()
     assert new_threads(before) == []
     assert sum("unclosed transport" in str(w.message) for w in caught) == 2
+    assert r.closed and w.closed
+
+
+def test_loop_close_with_resource_warnings_as_errors_still_stops_everything(pipe):
+    """Under -W error (or pytest's filterwarnings = error) the warning is raised, after the work is done."""
+    r, w = pipe
+    before = threading.enumerate()
+    loop = fallback_loop(["pipes"])
+    run(loop, loop.connect_read_pipe(asyncio.Protocol, r))
+    run(loop, loop.connect_write_pipe(asyncio.Protocol, w))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ResourceWarning, match="unclosed transport"):
+            loop.close()
+    assert loop.is_closed() and new_threads(before) == []
     assert r.closed and w.closed
 
 

@@ -342,6 +342,41 @@ def test_communicate_ignores_a_broken_pipe(loop):
     assert run(loop, main()) == ((b"", None), 0)
 
 
+def test_stdin_held_by_a_grandchild_is_seen_closing_after_the_child_exits(loop):
+    """The child exits at once; a grandchild holds its stdin for a while. The POSIX loops
+    report stdin's end when the grandchild lets go, and so must the fallback."""
+    code = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1)'], "
+            "stdin=sys.stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)")
+
+    class Watcher(asyncio.SubprocessProtocol):
+        def __init__(self) -> None:
+            self.events: List[Any] = []
+            self.lost = loop.create_future()
+
+        def pipe_connection_lost(self, fd: int, exc: Any) -> None:
+            self.events.append(("pipe_connection_lost", fd))
+
+        def process_exited(self) -> None:
+            self.events.append("process_exited")
+
+        def connection_lost(self, exc: Any) -> None:
+            self.events.append("connection_lost")
+            self.lost.set_result(None)
+
+    async def main():
+        transport, protocol = await loop.subprocess_exec(Watcher, PY, "-c", code, stdin=PIPE)
+        try:
+            await protocol.lost
+        finally:
+            transport.close()
+        return protocol.events, transport.get_returncode()
+
+    events, returncode = run(loop, main())
+    assert returncode == 0
+    assert events.index("process_exited") < events.index(("pipe_connection_lost", 0))
+    assert events[-1] == "connection_lost"
+
+
 def test_drain_follows_the_write_buffer(loop):
     async def main():
         code = "import sys; sys.stdout.write(str(len(sys.stdin.buffer.read())))"

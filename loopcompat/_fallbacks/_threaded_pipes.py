@@ -71,6 +71,10 @@ WRITE_CHUNK = 1024 * 1024  # bytes per blocking write: small writes are joined u
 INBOX_LIMIT = 1024 * 1024  # a reader thread waits while this much read data is not yet taken by the loop
 JOIN_SECONDS = 5.0  # loop.close() waits this long, in all, for stopped threads to end
 CONNLOST_WRITES_WARNING = 5  # as asyncio: warn after this many writes to a lost pipe
+# A child's stdin after the child exited: probed for its reader after 50 ms, then twice as
+# late each time, at least once a second (see ThreadedWritePipeTransport._watch_peer).
+PEER_PROBE_FIRST = 0.05
+PEER_PROBE_LAST = 1.0
 
 ERROR_BROKEN_PIPE = 109  # the other end of the pipe is closed
 ERROR_NO_DATA = 232  # "the pipe is being closed": written to a pipe whose reader is gone
@@ -129,8 +133,12 @@ def stop_io_threads(loop: asyncio.AbstractEventLoop) -> None:
     """
     workers = list(loop.__dict__.get(_WORKERS, ()))
     workers.sort(key=lambda worker: not hasattr(worker, "get_pid"))  # processes first: their pipes end too
+    raised: List[BaseException] = []  # (ResourceWarnings made errors by -W error): raised once all stopped
     for worker in workers:
-        worker._loop_closing()
+        try:
+            worker._loop_closing()
+        except Exception as exc:  # noqa: BLE001 - re-raised below
+            raised.append(exc)
     threads: Set[threading.Thread] = loop.__dict__.get(_THREADS, set())
     if not _join(threads, JOIN_SECONDS):
         for worker in workers:
@@ -138,6 +146,8 @@ def stop_io_threads(loop: asyncio.AbstractEventLoop) -> None:
                 worker._stop_thread()
         _join(threads, 1.0)
     stuck = sorted(thread.name for thread in threads if thread.is_alive())
+    if raised:
+        raise raised[0]
     if stuck:
         warnings.warn(
             f"loop.close(): loopcompat I/O threads still blocked after {JOIN_SECONDS:g} s: {', '.join(stuck)}",
@@ -424,7 +434,9 @@ class _ThreadedPipeTransport(asyncio.BaseTransport):
             loop.call_soon(_set_result_unless_cancelled, waiter)
 
     def _start(self) -> None:
-        if self._closing:
+        if self._lost or self._stop:
+            # Done before it started (closed, aborted or failed in connection_made()). A write
+            # pipe closed there with data still to write is only closing: it gets its thread.
             return
         with self._cond:
             self._holders += 1
@@ -507,13 +519,15 @@ class _ThreadedPipeTransport(asyncio.BaseTransport):
         """The loop is closing: no more callbacks; the thread closes the pipe when it ends."""
         if not self._loop_holds:
             return
-        if not self._closing:
-            warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self, stacklevel=2)
+        unclosed = not self._closing
+        if unclosed:
             self._closing = True
             self._stop_thread()
         elif not self._flushing():
             self._stop_thread()
         self._release_loop_hold()
+        if unclosed:  # last: under -W error it raises, and stop_io_threads() goes on regardless
+            warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self, stacklevel=2)
 
     def _flushing(self) -> bool:
         """Whether the thread is still writing what was written before close()."""
@@ -613,19 +627,25 @@ class ThreadedReadPipeTransport(_ThreadedPipeTransport, asyncio.ReadTransport):
 
     def _deliver(self) -> None:
         held = self._held
-        while held and not self._paused and not self._closing:
-            item = held.popleft()
-            if isinstance(item, BaseException):
-                self._fatal_error(item, "Fatal read error on pipe transport")
-            elif item:
-                self._protocol.data_received(item)
-            else:
-                # end of file: as on POSIX, the transport closes after eof_received()
-                if self._loop.get_debug():
-                    logger.info("%r was closed by peer", self)
-                self._closing = True
-                self._loop.call_soon(self._protocol.eof_received)
-                self._schedule_connection_lost(None)
+        try:
+            while held and not self._paused and not self._closing:
+                item = held.popleft()
+                if isinstance(item, BaseException):
+                    self._fatal_error(item, "Fatal read error on pipe transport")
+                elif item:
+                    self._protocol.data_received(item)
+                else:
+                    # end of file: as on POSIX, the transport closes after eof_received()
+                    if self._loop.get_debug():
+                        logger.info("%r was closed by peer", self)
+                    self._closing = True
+                    self._loop.call_soon(self._protocol.eof_received)
+                    self._schedule_connection_lost(None)
+        finally:
+            # A data_received() that raised (the loop reports it) leaves the rest held,
+            # perhaps the end of file, and the thread may have nothing more to post.
+            if held and not self._paused and not self._closing:
+                self._loop.call_soon(self._deliver)
 
     def _read_failed(self, exc: BaseException) -> None:
         if not self._closing:
@@ -814,6 +834,17 @@ class ThreadedWritePipeTransport(_ThreadedPipeTransport, asyncio.WriteTransport)
             self._probe_wanted = True
             self._cond.notify()
 
+    def _watch_peer(self, delay: float = PEER_PROBE_FIRST) -> None:
+        """Probe now and again, less and less often, until the pipe closes.
+
+        For a child's stdin once the child has exited: a grandchild may still
+        hold the reading end, and the POSIX loops see it go whenever it goes.
+        """
+        if self._closing or self._lost:
+            return
+        self._check_peer()
+        self._loop.call_later(delay, self._watch_peer, min(delay * 2, PEER_PROBE_LAST))
+
     def _flushing(self) -> bool:
         return self._eof_wanted and not self._lost
 
@@ -892,7 +923,11 @@ class ThreadedIOLoopMixin(_LoopBase):
 
     def close(self) -> None:
         if not self.is_running() and not self.is_closed():
-            stop_io_threads(self)
+            try:
+                stop_io_threads(self)
+            finally:
+                super().close()  # closed even when a ResourceWarning was made an error
+            return
         super().close()
 
 

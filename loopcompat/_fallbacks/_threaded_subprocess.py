@@ -110,7 +110,7 @@ class ThreadedSubprocessTransport(BaseSubprocessTransport):
                 if self._closed:  # close() ran while this pipe was being connected
                     transport.close()
             if self._stdin is not None and self._returncode is not None:
-                self._stdin._check_peer()
+                self._stdin._watch_peer()  # exited while connecting: its stdin may be held on
             loop.call_soon(self._protocol.connection_made, self)
             for callback, data in self._pending_calls:
                 loop.call_soon(callback, *data)
@@ -128,7 +128,7 @@ class ThreadedSubprocessTransport(BaseSubprocessTransport):
         super()._process_exited(returncode)
         stdin = self._stdin
         if stdin is not None and not stdin.is_closing():
-            stdin._check_peer()
+            stdin._watch_peer()
 
     if sys.platform == "win32":
 
@@ -146,8 +146,9 @@ class ThreadedSubprocessTransport(BaseSubprocessTransport):
     def _loop_closing(self) -> None:
         """The loop is closing: a child still running is killed, as closing its transport would."""
         if not self._closed:
-            warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self, stacklevel=2)
             self.close()
+            # last: under -W error it raises, once the child is killed
+            warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self, stacklevel=2)
 
 
 class ThreadedSubprocessMixin(ThreadedIOLoopMixin):
