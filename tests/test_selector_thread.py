@@ -643,6 +643,116 @@ def test_a_descriptor_closed_while_registered_stops_being_watched(loop, pairs):
     run(loop, until(lambda: "e" in seen))
 
 
+THREAD_BACKENDS = [backend for backend in BACKENDS if backend.startswith("thread")]
+
+
+def wait_for_posted_events(watcher: Any) -> None:
+    """Block the loop thread until a shard has posted events (the loop cannot drain them meanwhile)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not watcher._events:
+        assert time.monotonic() < deadline, "no event posted"
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("backend", THREAD_BACKENDS)
+def test_a_closed_socket_number_taken_by_an_unregistered_socket_is_not_watched_on(loop):
+    """A writer's socket closed without remove_writer() while its event is in flight; an
+    unregistered socket takes its number. That socket is always writable: re-armed, its
+    readiness would come back forever to an entry that ignores it (a spinning loop)."""
+    watcher = loop.__dict__[st._BACKEND]
+    drains = [0]
+    drain = watcher._drain
+
+    def counting_drain() -> None:
+        drains[0] += 1
+        drain()
+
+    watcher._drain = counting_drain
+    calls: List[int] = []
+
+    async def main() -> bool:
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        loop.add_writer(a, lambda: calls.append(1))
+        await until(lambda: bool(calls))
+        wait_for_posted_events(watcher)  # the next writable event is in flight
+        number = a.fileno()
+        a.close()
+        c, d = socket.socketpair()
+        reused = number in (c.fileno(), d.fileno())
+        seen_calls, seen_drains = len(calls), drains[0]
+        for _ in range(100):
+            await asyncio.sleep(0.001)
+        assert len(calls) == seen_calls  # the closed socket's callback never runs again
+        assert drains[0] - seen_drains <= 3  # (with the number re-armed: one drain per iteration)
+        for sock in (b, c, d):
+            sock.close()
+        return reused
+
+    assert run(loop, main())  # the number was reused
+
+
+@pytest.mark.parametrize("backend", THREAD_BACKENDS)
+def test_an_int_registered_again_after_its_close_was_reported_serves_the_new_socket(loop):
+    """tornado/pyzmq style: ints. The thread reports number X closed; before the loop drains
+    that report, a new socket gets X and add_reader(X) re-registers the same entry."""
+    watcher = loop.__dict__[st._BACKEND]
+    got: List[bytes] = []
+
+    async def main() -> None:
+        a, b = socket.socketpair()
+        number = a.fileno()
+        loop.add_reader(number, lambda: None)
+        await asyncio.sleep(0.01)  # the thread watches X
+        a.close()
+        b.close()
+        wait_for_posted_events(watcher)  # the thread has reported X closed
+        spare = []
+        while True:  # take numbers until a socket has X again
+            c, d = socket.socketpair()
+            if number in (c.fileno(), d.fileno()):
+                break
+            spare += [c, d]
+        new, peer = (c, d) if c.fileno() == number else (d, c)
+        new.setblocking(False)
+        loop.add_reader(number, lambda: got.append(new.recv(10)))
+        peer.send(b"hello")
+        await until(lambda: bool(got))
+        assert loop.remove_reader(number)
+        for sock in spare + [c, d]:
+            sock.close()
+
+    run(loop, main())
+    assert got == [b"hello"] and loop.errors == []
+
+
+@pytest.mark.parametrize("backend", THREAD_BACKENDS)
+def test_a_stale_rearm_does_not_hand_over_an_event_twice(loop, pairs):
+    """A re-arm for a registration replaced since must not clear what the thread has handed
+    over for the new one: the new callback would run twice for one readiness."""
+    watcher = loop.__dict__[st._BACKEND]
+    (a, b), = pairs(1)
+    received: List[bytes] = []
+
+    async def main() -> None:
+        loop.add_reader(a, lambda: None)
+        old_serial = watcher._entries[a.fileno()].serial
+        shard = watcher._entries[a.fileno()].slot
+        assert loop.remove_reader(a)
+        loop.add_reader(a, lambda: received.append(a.recv(1)))
+        await asyncio.sleep(0.01)
+        b.send(b"x")
+        wait_for_posted_events(watcher)  # handed over: the thread holds a's READ until re-armed
+        shard.send(("rearm", [(a.fileno(), st.READ, old_serial)]))  # the race, made certain
+        time.sleep(0.05)  # the thread has taken the command (and, re-armed, would report a again)
+        await until(lambda: bool(received))
+        for _ in range(50):
+            await asyncio.sleep(0.001)
+
+    run(loop, main())
+    assert received == [b"x"] and loop.errors == []  # a second call would fail on an empty socket
+
+
 def test_closing_the_loop_from_a_callback_is_refused_and_the_loop_goes_on(loop, pairs):
     (a, b), = pairs(1)
     seen: List[str] = []

@@ -206,6 +206,10 @@ class Watcher:
             entry = self._entries[fd] = _Entry(fd, fileobj, next(self._serials))
         else:
             entry.fileobj = fileobj
+            # A new serial: what a thread reports for the registration as it was (a
+            # "closed" above all, when an int's number was closed and reused) is
+            # dropped, and the thread watches afresh (see _Shard's "set").
+            entry.serial = next(self._serials)
         old = entry.swap(bits, handle)
         try:
             self._changed(entry)
@@ -590,6 +594,8 @@ class _Shard:
                     if kind == "set":
                         _, fd, bits, owner = command
                         if bits:
+                            if owners.get(fd) != owner:
+                                pending.pop(fd, None)  # what was handed over concerned the old registration
                             want[fd] = bits
                             owners[fd] = owner
                         else:
@@ -598,7 +604,9 @@ class _Shard:
                             owners.pop(fd, None)
                         waitset.set(fd, bits & ~pending.get(fd, 0))
                     elif kind == "rearm":
-                        for fd, bits in command[1]:
+                        for fd, bits, owner in command[1]:
+                            if owners.get(fd) != owner:
+                                continue  # re-registered or removed since: "set" took care of it
                             held = pending.get(fd, 0) & ~bits
                             if held:
                                 pending[fd] = held
@@ -733,25 +741,33 @@ class ThreadWatcher(Watcher):
         loop: Any = self._loop_ref()
         if loop is None or self.closed:
             return
-        rearm: Dict[_Shard, List[Tuple[int, int]]] = {}
+        rearm: Dict[_Shard, List[_Event]] = {}
         try:
             while self._events:
                 shard, batch = self._events.popleft()
                 items = rearm.setdefault(shard, [])
-                items.extend((fd, bits) for fd, bits, _ in batch if not bits & CLOSED)
+                # All of them first: if a callback raises SystemExit/KeyboardInterrupt, the
+                # events not run yet are re-armed too and, level-triggered, come back.
+                items.extend(event for event in batch if not event[1] & CLOSED)
                 for fd, bits, serial in batch:
                     entry = self._entries.get(fd)
                     if entry is None or entry.serial != serial or entry.slot is not shard:
-                        continue  # a registration removed since (its descriptor may be reused)
+                        continue  # removed or re-registered since (the shard heard of it first)
                     if bits & CLOSED:
                         entry.closed = True
                         shard.mirror.set(fd, 0)
-                    elif not entry.closed:
+                        continue
+                    if not entry.closed:
                         self._dispatch(loop, entry, bits, now=True)
+                    if entry.closed:
+                        # Its socket object says it was closed: stop watching the number, which
+                        # may belong to another socket by now (re-arming it would report that
+                        # socket's readiness forever, to an entry that ignores it).
+                        shard.send(("set", fd, 0, None))
+                        shard.mirror.set(fd, 0)
         finally:
-            # Even if a callback raised SystemExit/KeyboardInterrupt: events not
-            # run yet are re-armed and, level-triggered, come back, and batches
-            # not reached yet get a drain of their own.
+            # Batches not reached yet get a drain of their own. (A closed entry's re-arm
+            # arrives after its "set" above, finds no owner, and is ignored.)
             if not self.closed:
                 for shard, items in rearm.items():
                     if items and not shard.stopping:
