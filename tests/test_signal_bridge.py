@@ -18,9 +18,12 @@ import contextvars
 import selectors
 import signal
 import socket
+import subprocess
 import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
@@ -366,6 +369,83 @@ def test_two_bridged_loops_closed_in_either_order_leave_nothing_behind(kind, fir
         signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert _wakeup_fd() not in fds
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_closed_loops_self_pipe_is_never_handed_back_once_its_number_is_reused(kind):
+    """Ctrl-C writes a byte to the wakeup fd: pointed at a reused number, into an application socket."""
+    first, second = _bridged_loop(kind), _bridged_loop(kind)
+    first.add_signal_handler(signal.SIGINT, callback)
+    second.add_signal_handler(signal.SIGTERM, callback)
+    number = first._csock.fileno()
+    first.close()
+    sockets: List[socket.socket] = []
+    for _ in range(1000):  # new connections (non-blocking, as an asyncio app's) take the closed loop's numbers
+        pair = socket.socketpair()
+        for sock in pair:
+            sock.setblocking(False)  # (set_wakeup_fd() refuses a blocking socket on POSIX)
+        sockets += pair
+        if number in (sock.fileno() for sock in sockets):
+            break
+    try:
+        assert number in (sock.fileno() for sock in sockets)
+        second.close()
+        assert _wakeup_fd() not in {sock.fileno() for sock in sockets}
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_wakeup_fd_goes_back_to_the_newest_loop_still_bridging(kind):
+    older, newer = _bridged_loop(kind), _bridged_loop(kind)
+    try:
+        older.add_signal_handler(signal.SIGINT, callback)
+        newer.add_signal_handler(signal.SIGTERM, callback)
+        older.add_signal_handler(signal.SIGINT, callback)  # a new callback: the older loop takes the fd back
+        assert _wakeup_fd() == older._csock.fileno()
+        assert older.remove_signal_handler(signal.SIGINT)
+        assert _wakeup_fd() == newer._csock.fileno()  # the newer loop still bridges SIGTERM
+    finally:
+        older.close()
+        newer.close()
+
+
+def test_a_signal_arriving_as_the_handler_is_installed_reaches_the_callback():
+    """CPython's POSIX loop stores the registration before installing its handler; so must the bridge.
+    Run in a child: before the fix, SIGTERM (ignored until then) killed the process."""
+    code = textwrap.dedent(
+        """
+        import signal, sys
+        sys.path.insert(0, sys.argv[1])
+        import loopcompat._fallbacks._signal_bridge as bridge
+        from tests.test_signal_bridge import _simulated_windows_selector_loop
+
+        class ArrivesAtOnce:  # the signal module, but the signal lands right after our handler is in
+            def __getattr__(self, name):
+                return getattr(signal, name)
+
+            def signal(self, sig, handler):
+                previous = signal.signal(sig, handler)
+                if getattr(handler, "__name__", "") == "_loopcompat_on_signal":
+                    signal.raise_signal(sig)
+                return previous
+
+        bridge.signal = ArrivesAtOnce()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        loop = _simulated_windows_selector_loop()
+        seen = []
+        loop.add_signal_handler(signal.SIGTERM, seen.append, "callback")
+        loop.run_until_complete(__import__("asyncio").sleep(0.05))
+        loop.close()
+        print("seen:", seen)
+        """
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    result = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, cwd=root,
+                            stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "seen: ['callback']" in result.stdout
 
 
 # --- errors -----------------------------------------------------------------------------------------

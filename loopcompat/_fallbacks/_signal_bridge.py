@@ -29,9 +29,12 @@ the self-pipe: the proactor loop discards what it reads there, and its reader
 (``_loop_self_reading``) is on the hot path, which loopcompat never overrides.
 
 What was there before is put back: each signal's previous Python handler on
-remove_signal_handler() and close(), and the previous wakeup fd once the last
-handler is gone, unless someone else has replaced ours in the meantime (then
-theirs stays).
+remove_signal_handler() and close(). The wakeup fd is one per process, so the
+loops holding it are kept in one list, in the order they took it: when one lets
+go, the newest other loop still bridging gets it back, and after the last one,
+what was there before the first (unless someone else has replaced ours in the
+meantime: then theirs stays). A loop never hands back the fd of a loop that has
+let go: its number may belong to an application socket by then.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ import signal
 import sys
 import threading
 import warnings
+import weakref
 from types import FrameType
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from .._errors import UnsupportedError
 
@@ -101,6 +105,33 @@ def _handler_to_restore(sig: int, previous: SignalHandler) -> SignalHandler:
     return previous
 
 
+class _WakeupClaims:
+    """The loops whose self-pipe may be the wakeup fd, oldest claim first (main thread only)."""
+
+    def __init__(self) -> None:
+        self.claims: "List[Tuple[weakref.ref[SignalBridgeMixin], int]]" = []  # (loop, its self-pipe fd)
+        self.before = -1  # the wakeup fd in effect before the first claim
+
+    def live(self) -> "List[SignalBridgeMixin]":
+        """The claiming loops still open, oldest first."""
+        loops = [ref() for ref, _ in self.claims]
+        return [loop for loop in loops if loop is not None and not loop.is_closed()]  # type: ignore[attr-defined]
+
+    def take(self, loop: "SignalBridgeMixin", fd: int, replaced: int) -> None:
+        if not self.live():
+            # What a claimant left behind (a loop closed off the main thread cannot
+            # let go) is no fd to hand back: its number may be anyone's by now.
+            self.before = -1 if any(replaced == claimed for _, claimed in self.claims) else replaced
+        self.drop(loop)
+        self.claims.append((weakref.ref(loop), fd))
+
+    def drop(self, loop: "SignalBridgeMixin") -> None:
+        self.claims = [(ref, fd) for ref, fd in self.claims if ref() is not loop and ref() is not None]
+
+
+_CLAIMS = _WakeupClaims()
+
+
 class _Registration:
     """One bridged signal: the Handle to queue and the handler ours replaced."""
 
@@ -121,8 +152,8 @@ class SignalBridgeMixin:
 
     # sig -> registration; None until the first add_signal_handler()
     _loopcompat_signals: Optional[Dict[int, _Registration]] = None
-    # (our fd, the wakeup fd it replaced) while this loop holds the wakeup fd
-    _loopcompat_wakeup: Optional[Tuple[int, int]] = None
+    # our self-pipe's fd while this loop bridges signals (and so claims the wakeup fd)
+    _loopcompat_wakeup: Optional[int] = None
 
     def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on this loop, in the caller's context, each time ``sig`` arrives.
@@ -141,16 +172,23 @@ class SignalBridgeMixin:
         registrations = self._loopcompat_signals
         if registrations is None:
             registrations = self._loopcompat_signals = {}
+        # Registered before our handler is installed, as the POSIX loop does: a signal
+        # arriving in between finds its callback rather than no registration.
+        old = registrations.get(sig)
+        registration = registrations[sig] = _Registration(
+            handle, old.previous if old is not None else _default_handler(sig))
         try:
             replaced = signal.signal(sig, self._loopcompat_on_signal)
         except OSError as exc:
+            if old is None:
+                del registrations[sig]
+            else:
+                registrations[sig] = old
             if not registrations:
                 self._loopcompat_release_wakeup_fd()
             raise RuntimeError(f"sig {sig} cannot be caught") from exc
-        if replaced == self._loopcompat_on_signal:  # a new callback for a bridged signal
-            old = registrations.get(sig)
-            replaced = old.previous if old is not None else _default_handler(sig)
-        registrations[sig] = _Registration(handle, replaced)
+        if replaced != self._loopcompat_on_signal:  # (else: a new callback for a bridged signal)
+            registration.previous = replaced
 
     def remove_signal_handler(self, sig: int) -> bool:
         """Stop handling ``sig``, putting back the handler it had before; False if it had none here.
@@ -238,27 +276,33 @@ class SignalBridgeMixin:
         )
 
     def _loopcompat_claim_wakeup_fd(self) -> None:
+        """Point the wakeup fd at our self-pipe (again: the latest add_signal_handler() has it)."""
         ours: int = self._csock.fileno()  # type: ignore[attr-defined]
         try:
             replaced = signal.set_wakeup_fd(ours)
         except (ValueError, OSError) as exc:  # "set_wakeup_fd only works in main thread ..."
             raise RuntimeError(str(exc)) from exc
-        if self._loopcompat_wakeup is None:
-            self._loopcompat_wakeup = (ours, replaced)
+        _CLAIMS.take(self, ours, replaced)
+        self._loopcompat_wakeup = ours
 
     def _loopcompat_release_wakeup_fd(self) -> None:
-        held, self._loopcompat_wakeup = self._loopcompat_wakeup, None
-        if held is None:
+        ours, self._loopcompat_wakeup = self._loopcompat_wakeup, None
+        if ours is None:
             return
-        ours, replaced = held
-        is_closed: Callable[[], bool] = self.is_closed  # type: ignore[attr-defined]
-        if replaced == ours:  # the proactor loop's own setting, which its close() resets
-            if not is_closed():
-                return
-            replaced = -1
+        _CLAIMS.drop(self)
+        others = _CLAIMS.live()
+        if others:  # the newest other loop still bridging signals
+            target: int = others[-1]._csock.fileno()  # type: ignore[attr-defined]
+        else:
+            target = _CLAIMS.before
+            if target == ours:  # the proactor loop's own setting, which its close() resets
+                is_closed: Callable[[], bool] = self.is_closed  # type: ignore[attr-defined]
+                if not is_closed():
+                    return
+                target = -1
         try:
-            current = signal.set_wakeup_fd(replaced)
-        except (ValueError, OSError):  # the fd we replaced has been closed since
+            current = signal.set_wakeup_fd(target)
+        except (ValueError, OSError):  # the fd that was there before has been closed since
             current = signal.set_wakeup_fd(-1)
         if current != ours:  # someone pointed it elsewhere after us: theirs stays
             signal.set_wakeup_fd(current)
