@@ -678,14 +678,20 @@ def test_a_closed_socket_number_taken_by_an_unregistered_socket_is_not_watched_o
         wait_for_posted_events(watcher)  # the next writable event is in flight
         number = a.fileno()
         a.close()
-        c, d = socket.socketpair()
-        reused = number in (c.fileno(), d.fileno())
+        others: List[socket.socket] = []
+        for _ in range(200):  # unregistered sockets, until one has the closed socket's number
+            # UDP: always writable; and one socket at a time (a Windows socketpair() makes
+            # a listening socket first, which would take the number and give it back)
+            others.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            if others[-1].fileno() == number:
+                break
         seen_calls, seen_drains = len(calls), drains[0]
         for _ in range(100):
             await asyncio.sleep(0.001)
         assert len(calls) == seen_calls  # the closed socket's callback never runs again
         assert drains[0] - seen_drains <= 3  # (with the number re-armed: one drain per iteration)
-        for sock in (b, c, d):
+        reused = number in (sock.fileno() for sock in others)
+        for sock in [b] + others:
             sock.close()
         return reused
 
