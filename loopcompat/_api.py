@@ -189,6 +189,17 @@ def plan_for_loop(loop: Any, needs: Needs = None, **options: Any) -> Plan:
         needs = _installed.plan.needs if _installed is not None else ()
     options = {**options, "loop": kind, "selector": selector}
     installed = frozenset([kind]) if kind in ("uvloop", "winloop") else None
+    from ._guards import PLAN_ATTRIBUTE
+
+    current = getattr(loop, PLAN_ATTRIBUTE, None)
+    if isinstance(current, Plan):
+        # Adopted again: widen, never narrow. The loop may be using a fallback of
+        # its plan (a watcher with registrations, bridged signals): dropping the
+        # mixin would leave that state running with nothing to remove or close it.
+        needs = list(dict.fromkeys([*current.needs, *_as_list(needs)]))
+        for key in ("max_sockets", "fallbacks"):
+            if current.options.get(key) is not None:
+                options.setdefault(key, current.options[key])
     if _installed is not None:
         for key in ("max_sockets", "fallbacks"):
             options.setdefault(key, _installed.plan.options.get(key))
@@ -200,8 +211,10 @@ def plan_for_loop(loop: Any, needs: Needs = None, **options: Any) -> Plan:
 def adopt(loop: asyncio.AbstractEventLoop, needs: Needs = None, **options: Any) -> asyncio.AbstractEventLoop:
     """Give a loop built elsewhere loopcompat's fallbacks and clear errors; returns the same loop.
 
-    ``needs`` defaults to those of the installed plan. A loop loopcompat
-    does not know (uvloop, a third-party class) is returned unchanged.
+    ``needs`` defaults to those of the installed plan. A loop loopcompat built
+    or adopted before keeps the needs it has, plus these: adopting never takes a
+    fallback away. uvloop and winloop loops get their plan's checks; a loop of a
+    class loopcompat does not know (a third-party loop) is returned unchanged.
 
     :raises ConfigError: for bad needs or options.
     """

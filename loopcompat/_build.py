@@ -267,7 +267,9 @@ def loop_kind(loop: asyncio.AbstractEventLoop) -> Tuple[Optional[str], Optional[
 
 def adopt_loop(loop: asyncio.AbstractEventLoop, plan: Plan) -> asyncio.AbstractEventLoop:
     """Give an existing stock loop the guards and fallbacks of ``plan`` (made for its kind)."""
-    base = getattr(type(loop), "_loopcompat_base", type(loop))
+    # The stock class under a class loopcompat made; a subclass of one (the user's own)
+    # is kept, with the new mixins in front of it.
+    base = vars(type(loop)).get("_loopcompat_base", type(loop))
     loop.__class__ = loop_class(base, plan)
     setattr(loop, PLAN_ATTRIBUTE, plan)
     selector = getattr(loop, "_selector", None)

@@ -322,6 +322,49 @@ def test_adopt_gives_a_foreign_loop_the_guards_and_keeps_its_identity():
         loop.close()
 
 
+def test_adopt_keeps_a_users_subclass_of_a_loopcompat_loop():
+    class Mine(type(loopcompat.new_event_loop())):  # type: ignore[misc]
+        def greeting(self) -> str:
+            return "mine"
+
+    loop = Mine()
+    try:
+        assert loopcompat.adopt(loop) is loop
+        assert isinstance(loop, Mine) and loop.greeting() == "mine"
+        assert loop.run_until_complete(asyncio.sleep(0, 1)) == 1
+    finally:
+        loop.close()
+
+
+@pytest.mark.skipif(not IS_WINDOWS, reason="the selector_thread fallback on the real proactor loop")
+def test_adopting_again_never_takes_a_fallback_in_use_away():
+    """A proactor loop with add_reader through the fallback; then a library calls adopt(loop) with
+    no needs (nothing installed), which used to rebuild its class without the fallback."""
+    import threading
+
+    loop = loopcompat.new_event_loop(["subprocess", "add_reader"])
+    assert isinstance(loop, asyncio.ProactorEventLoop) and "selector_thread" in loop._loopcompat_plan.fallbacks
+    a, b = socket.socketpair()
+    got: list = []
+    try:
+        loop.add_reader(a, lambda: got.append(a.recv(10)))
+        assert loopcompat.adopt(loop) is loop
+        assert "selector_thread" in loop._loopcompat_plan.fallbacks
+        b.send(b"x")
+        loop.run_until_complete(asyncio.wait_for(_until(lambda: bool(got)), 30))
+        assert got == [b"x"] and loop.remove_reader(a) is True
+    finally:
+        loop.close()
+        a.close()
+        b.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("loopcompat-selector")]
+
+
+async def _until(predicate) -> None:
+    while not predicate():
+        await asyncio.sleep(0.001)
+
+
 def test_adopt_leaves_unknown_loop_classes_alone():
     class Strange(asyncio.AbstractEventLoop):
         pass

@@ -174,7 +174,10 @@ def test_the_peer_patches_answer_only_for_loops_with_the_fallback():
         assert "tornado.platform.asyncio" not in sys.modules and "zmq.asyncio" not in sys.modules
         from loopcompat._fallbacks._selector_thread import SelectorThreadMixin
         _peers.share_add_reader(SelectorThreadMixin)  # before the imports: the import hook patches them
-        assert importlib.util.find_spec("zmq.asyncio") is not None  # a probe, not an import
+        spec = importlib.util.find_spec("zmq.asyncio")  # a probe, not an import
+        assert spec is not None
+        import copy
+        assert copy.copy(spec.loader).__class__ is spec.loader.__class__  # copies (pickle too) do not recurse
         import tornado.platform.asyncio
         import zmq.asyncio
         patched_new = vars(tornado.platform.asyncio.AddThreadSelectorEventLoop)["__new__"].__func__

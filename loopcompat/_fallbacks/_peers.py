@@ -99,7 +99,11 @@ class _PatchingLoader:
         _apply(self._patch, module)
 
     def __getattr__(self, name: str) -> Any:  # resource readers, get_source, ...
-        return getattr(self._loader, name)
+        try:
+            loader = self.__dict__["_loader"]
+        except KeyError:  # (a copy being made: __init__ has not run)
+            raise AttributeError(name) from None
+        return getattr(loader, name)
 
 
 class _AfterImport:
