@@ -73,13 +73,19 @@ def backend(request: Any) -> str:
     return request.param  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def loop(backend: str) -> Iterator[asyncio.AbstractEventLoop]:
+def recording_loop(backend: str) -> asyncio.AbstractEventLoop:
+    """A fallback loop on ``backend`` whose exception handler contexts collect in ``loop.errors``."""
     loop = fallback_loop()
     use_backend(loop, backend)
     errors: List[Dict[str, Any]] = []
     loop.set_exception_handler(lambda _, context: errors.append(context))
     loop.errors = errors  # type: ignore[attr-defined]
+    return loop
+
+
+@pytest.fixture
+def loop(backend: str) -> Iterator[asyncio.AbstractEventLoop]:
+    loop = recording_loop(backend)
     try:
         yield loop
     finally:
@@ -555,36 +561,41 @@ def test_two_thousand_sockets_with_random_readiness_lose_nothing(loop, pairs):
         assert loop.remove_reader(sock) is True
 
 
+async def register_reused_numbers(loop: asyncio.AbstractEventLoop, rounds: int, remove_first: bool) -> int:
+    """Register a, close it (after remove_reader() or not), register the socket that gets a's
+    number, and check its callback runs; how many rounds the number was reused."""
+    reused = 0
+    for _ in range(rounds):
+        a, b = socket.socketpair()
+        loop.add_reader(a, lambda: None)
+        await asyncio.sleep(0)  # the watcher is watching a
+        number = a.fileno()
+        if remove_first:
+            assert loop.remove_reader(a)
+        a.close()
+        b.close()
+        c, d = socket.socketpair()
+        c.setblocking(False)
+        d.setblocking(False)
+        new, peer = (d, c) if d.fileno() == number else (c, d)
+        reused += new.fileno() == number
+        fired = loop.create_future()
+        loop.add_reader(new, lambda: fired.done() or fired.set_result(new.recv(1)))
+        peer.send(b"x")
+        assert await asyncio.wait_for(fired, TIMEOUT) == b"x"
+        assert loop.remove_reader(new)
+        c.close()
+        d.close()
+    return reused
+
+
 def test_a_descriptor_number_reused_after_removal_serves_the_new_registration(loop):
     """remove_reader(a); a.close(); a new socket gets a's number: its callbacks must run.
 
     A thread that saw a's number closed reports it; that report concerns a's
     registration, not the new one (it used to mark the new one closed, now and then).
     """
-
-    async def main() -> int:
-        reused = 0
-        for _ in range(400):
-            a, b = socket.socketpair()
-            loop.add_reader(a, lambda: None)
-            await asyncio.sleep(0)  # the watcher is watching a
-            number = a.fileno()
-            assert loop.remove_reader(a)
-            a.close()
-            b.close()
-            c, d = socket.socketpair()
-            c.setblocking(False)
-            reused += number in (c.fileno(), d.fileno())
-            fired = loop.create_future()
-            loop.add_reader(c, lambda: fired.done() or fired.set_result(c.recv(1)))
-            d.send(b"x")
-            assert await fired == b"x"
-            assert loop.remove_reader(c)
-            c.close()
-            d.close()
-        return reused
-
-    assert run(loop, main()) > 0  # the numbers were reused
+    assert run(loop, register_reused_numbers(loop, 400, remove_first=True)) > 0  # the numbers were reused
     assert loop.errors == []
 
 
@@ -594,31 +605,7 @@ def test_a_number_reused_before_the_watcher_saw_its_socket_close_serves_the_new_
     The watcher learns of the close later (a completed AFD poll, a thread's
     report); that news concerns a, and must not silence the new registration.
     """
-
-    async def main() -> int:
-        reused = 0
-        for _ in range(200):
-            a, b = socket.socketpair()
-            loop.add_reader(a, lambda: None)
-            await asyncio.sleep(0)  # the watcher is watching a
-            number = a.fileno()
-            a.close()  # no remove_reader()
-            b.close()
-            c, d = socket.socketpair()
-            c.setblocking(False)
-            d.setblocking(False)
-            new, peer = (d, c) if d.fileno() == number else (c, d)
-            reused += new.fileno() == number
-            fired = loop.create_future()
-            loop.add_reader(new, lambda: fired.done() or fired.set_result(new.recv(1)))
-            peer.send(b"x")
-            assert await asyncio.wait_for(fired, TIMEOUT) == b"x"
-            assert loop.remove_reader(new)
-            c.close()
-            d.close()
-        return reused
-
-    assert run(loop, main()) > 0  # the numbers were reused
+    assert run(loop, register_reused_numbers(loop, 200, remove_first=False)) > 0  # the numbers were reused
     assert loop.errors == []
 
 
@@ -970,15 +957,6 @@ def test_adopt_gives_a_stock_proactor_loop_the_fallback(pairs):
         loop.close()
 
 
-def afd_loop() -> asyncio.AbstractEventLoop:
-    loop = fallback_loop()
-    use_backend(loop, "afd")
-    errors: List[Dict[str, Any]] = []
-    loop.set_exception_handler(lambda _, context: errors.append(context))
-    loop.errors = errors  # type: ignore[attr-defined]
-    return loop
-
-
 def refuse_polls(monkeypatch: Any, error: int) -> None:
     """From now on Windows refuses every AFD poll with ``error`` (a fault a healthy bed never shows)."""
     import ctypes
@@ -993,7 +971,7 @@ def refuse_polls(monkeypatch: Any, error: int) -> None:
 @windows_only
 def test_a_poll_windows_refuses_is_reported_for_an_int_descriptor_too(pairs, monkeypatch):
     """tornado and pyzmq register ints: a refused re-arm must not be taken for a closed socket."""
-    loop = afd_loop()
+    loop = recording_loop("afd")
     (a, b), = pairs(1)
     seen: List[bytes] = []
 
@@ -1016,7 +994,7 @@ def test_a_poll_windows_refuses_is_reported_for_an_int_descriptor_too(pairs, mon
 @windows_only
 def test_a_failure_while_handling_a_completion_is_reported_not_swallowed(pairs, monkeypatch):
     """Inside IocpProactor._poll() an OSError would land in the stand-in future's set_exception()."""
-    loop = afd_loop()
+    loop = recording_loop("afd")
     (a, b), = pairs(1)
     try:
         try:

@@ -477,6 +477,11 @@ class _Shard:
 
     # -- loop thread ---------------------------------------------------------------------------
 
+    def watch(self, fd: int, bits: int, owner: Optional[int]) -> None:
+        """Have the thread watch ``fd`` for ``bits`` (0: no longer) for registration ``owner``; mirror it."""
+        self.send(("set", fd, bits, owner))
+        self.mirror.set(fd, bits)
+
     def send(self, command: Tuple[Any, ...]) -> None:
         self.commands.append(command)
         if not self.wake_pending:
@@ -662,16 +667,14 @@ class ThreadWatcher(Watcher):
                 raise ValueError(f"fd {entry.fd} is at or above FD_SETSIZE ({_FD_SETSIZE}): select() cannot watch it")
             shard = entry.slot = self._pick_shard()
             shard.load += 1
-        shard.send(("set", entry.fd, entry.bits, entry.serial))
-        shard.mirror.set(entry.fd, entry.bits)
+        shard.watch(entry.fd, entry.bits, entry.serial)
 
     def _forget(self, entry: _Entry) -> None:
         shard = entry.slot
         if shard is not None:
             entry.slot = None
             shard.load -= 1
-            shard.send(("set", entry.fd, 0, None))  # (a no-op if the thread already dropped a closed one)
-            shard.mirror.set(entry.fd, 0)
+            shard.watch(entry.fd, 0, None)  # (a no-op if the thread already dropped a closed one)
 
     def _pick_shard(self) -> _Shard:
         for shard in self._shards:
@@ -763,8 +766,7 @@ class ThreadWatcher(Watcher):
                         # Its socket object says it was closed: stop watching the number, which
                         # may belong to another socket by now (re-arming it would report that
                         # socket's readiness forever, to an entry that ignores it).
-                        shard.send(("set", fd, 0, None))
-                        shard.mirror.set(fd, 0)
+                        shard.watch(fd, 0, None)
         finally:
             # Batches not reached yet get a drain of their own. (A closed entry's re-arm
             # arrives after its "set" above, finds no owner, and is ignored.)
@@ -1169,8 +1171,7 @@ class AfdWatcher(Watcher):
 
     def _shutdown(self) -> None:
         for poll in list(self._polls):
-            poll.entry = None
-            self._cancel(poll)
+            poll.cancel()  # final, as when the proactor cancels it
         # The cancelled requests complete on the port: IocpProactor.close() waits
         # for every cache entry, ours included, before it closes the port.
 

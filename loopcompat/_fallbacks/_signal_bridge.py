@@ -112,10 +112,10 @@ class _WakeupClaims:
         self.claims: "List[Tuple[weakref.ref[SignalBridgeMixin], int]]" = []  # (loop, its self-pipe fd)
         self.before = -1  # the wakeup fd in effect before the first claim
 
-    def live(self) -> "List[SignalBridgeMixin]":
-        """The claiming loops still open, oldest first."""
-        loops = [ref() for ref, _ in self.claims]
-        return [loop for loop in loops if loop is not None and not loop.is_closed()]  # type: ignore[attr-defined]
+    def live(self) -> List[int]:
+        """The self-pipe fds of the claiming loops still open, oldest claim first."""
+        return [fd for ref, fd in self.claims
+                if (loop := ref()) is not None and not loop.is_closed()]  # type: ignore[attr-defined]
 
     def take(self, loop: "SignalBridgeMixin", fd: int, replaced: int) -> None:
         if not self.live():
@@ -292,7 +292,7 @@ class SignalBridgeMixin:
         _CLAIMS.drop(self)
         others = _CLAIMS.live()
         if others:  # the newest other loop still bridging signals
-            target: int = others[-1]._csock.fileno()  # type: ignore[attr-defined]
+            target = others[-1]
         else:
             target = _CLAIMS.before
             if target == ours:  # the proactor loop's own setting, which its close() resets
