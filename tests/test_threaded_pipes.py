@@ -27,7 +27,7 @@ import loopcompat
 from loopcompat import UnsupportedError
 
 from .conftest import IS_WINDOWS
-from .test_threaded_subprocess import PY, closing_loop, fallback_loop, new_threads, run
+from .test_threaded_subprocess import PY, TIMEOUT, closing_loop, fallback_loop, new_threads, run
 
 windows_only = pytest.mark.skipif(not IS_WINDOWS, reason="Windows handles and the proactor loop")
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -193,6 +193,9 @@ def test_closing_a_read_pipe_with_a_live_writer_stops_its_thread(loop, pipe):
 
     events, closed = run(loop, main())
     assert events == ["connection_made", ("connection_lost", None)] and closed
+    # The thread closes the pipe as its last act, then returns: give it that moment.
+    for thread in [t for t in threading.enumerate() if t.name.startswith("loopcompat-pipe")]:
+        thread.join(TIMEOUT)
     assert not [t for t in threading.enumerate() if t.name.startswith("loopcompat-pipe")]
 
 
