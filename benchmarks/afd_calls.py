@@ -1,6 +1,6 @@
 """What one readiness event costs, call by call: Windows select() against an AFD poll on a completion port.
 
-    python3 tests/winbed.py run 3.13 -- benchmarks/afd_calls.py [--calls 2000] [--rounds 5]
+    python3 tools/winbed.py run 3.13 -- benchmarks/afd_calls.py [--calls 2000] [--rounds 5]
 
 Explains the idle rows of selector_thread.py. Per readiness event the native
 selector loop makes one select() call; the AFD watcher on the proactor loop
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds (the median is reported)")
     args = parser.parse_args()
     if sys.platform != "win32":
-        sys.exit("afd_calls.py measures Windows calls: run it under the Windows test bed (tests/winbed.py run)")
+        sys.exit("afd_calls.py measures Windows calls: run it under the Windows test bed (tools/winbed.py run)")
 
     import _overlapped
     import _winapi

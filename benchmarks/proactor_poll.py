@@ -1,6 +1,6 @@
 """The AFD watcher's round trip under three ways of taking completions off the proactor's port.
 
-    python3 tests/winbed.py run 3.13 -- benchmarks/proactor_poll.py [selector_thread.py options]
+    python3 tools/winbed.py run 3.13 -- benchmarks/proactor_poll.py [selector_thread.py options]
 
 Why it exists: under Wine the AFD watcher misses selector_thread.py's idle goal
 (a round trip at most 1.2x native) at 0 and 100 sockets, and afd_calls.py shows
@@ -136,7 +136,7 @@ def _with_poll(make_poll: Callable[[], Callable[[Any, Optional[float]], None]]) 
 def main() -> None:
     if sys.platform != "win32":
         sys.exit("proactor_poll.py measures the Windows proactor: run it under the Windows test bed "
-                 "(tests/winbed.py run)")
+                 "(tools/winbed.py run)")
     variants: Dict[str, Callable[[], bench.Made]] = {
         "loopcompat": bench.make_loopcompat,
         "loopcompat, batch poll": _with_poll(_batch_poll),

@@ -4,7 +4,7 @@
 
 Linux runs use a benchmark venv of CPython 3.11 holding loopcompat's
 dependencies and the peers compared against (tornado), created on first use;
-the Windows runs go through the Windows test bed (tests/winbed.py, CPython 3.13
+the Windows runs go through the Windows test bed (tools/winbed.py, CPython 3.13
 under Wine), which has tornado as a test dependency. Peers are never
 loopcompat dependencies. Each benchmark prints its own Markdown section with medians,
 spread and ratios against the stock loop or a peer measured in the same run;
@@ -84,7 +84,7 @@ def main() -> int:
             if place == "linux":
                 command = [python, str(HERE / script)]
             else:
-                command = [sys.executable, str(ROOT / "tests" / "winbed.py"), "run", WINDOWS_VERSION, "--",
+                command = [sys.executable, str(ROOT / "tools" / "winbed.py"), "run", WINDOWS_VERSION, "--",
                            f"benchmarks/{script}", *WINDOWS_ARGS.get(script, ())]
             print(f"=== {name} on {place}", flush=True)
             code, output, elapsed = _run(command)

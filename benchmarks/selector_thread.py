@@ -1,7 +1,7 @@
 """add_reader round trips: native readiness against loopcompat's selector_thread fallback (and tornado's).
 
     python benchmarks/selector_thread.py [--rounds 2000] [--busy-rounds 300] [--sizes 0,100,500,2000]
-    python3 tests/winbed.py run 3.13 -- benchmarks/selector_thread.py     # Windows CPython under Wine
+    python3 tools/winbed.py run 3.13 -- benchmarks/selector_thread.py     # Windows CPython under Wine
 
 One round trip: socket B sends a byte; A's reader callback echoes it; B's
 reader callback receives it and records the time since the send. Both ends
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stats import machine, table  # noqa: E402
 from loopcompat._fallbacks import _selector_thread as st  # noqa: E402
-from tests.standins import add_reader_loop, bare_add_reader_loop  # noqa: E402
+from loopcompat.testing import add_reader_loop, bare_add_reader_loop  # noqa: E402
 
 WINDOWS = sys.platform == "win32"
 CHUNK = 0.001  # busy mode: seconds of CPU per chunk

@@ -1,6 +1,6 @@
 """Subprocesses and pipes: the threaded fallbacks on the selector loop against the native proactor loop.
 
-    python tests/winbed.py run 3.13 -- benchmarks/subprocess_pipes.py [--rounds 9]   # Windows (Wine)
+    python tools/winbed.py run 3.13 -- benchmarks/subprocess_pipes.py [--rounds 9]   # Windows (Wine)
     python benchmarks/subprocess_pipes.py                                            # elsewhere
 
 Workloads, each timed in alternating rounds on a fresh loop of each kind:
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stats import machine, summarize, table  # noqa: E402
-from tests.standins import threaded_io_loop  # noqa: E402
+from loopcompat.testing import threaded_io_loop  # noqa: E402
 
 
 MB = 1024 * 1024

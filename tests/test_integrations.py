@@ -170,7 +170,7 @@ def test_the_peer_patches_answer_only_for_loops_with_the_fallback():
         """
         import importlib, importlib.util, sys
         from loopcompat._fallbacks import _peers
-        from tests.standins import add_reader_loop, bare_add_reader_loop
+        from loopcompat.testing import add_reader_loop, bare_add_reader_loop
         assert "tornado.platform.asyncio" not in sys.modules and "zmq.asyncio" not in sys.modules
         from loopcompat._fallbacks._selector_thread import SelectorThreadMixin
         _peers.share_add_reader(SelectorThreadMixin)  # before the imports: the import hook patches them

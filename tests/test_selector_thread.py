@@ -37,7 +37,7 @@ from loopcompat._fallbacks import _selector_thread as st
 from loopcompat._fallbacks._selector_thread import SelectorThreadError, SelectorThreadMixin
 
 from .conftest import IS_WINDOWS, UNDER_WINE, windows_only
-from .standins import add_reader_loop
+from loopcompat.testing import add_reader_loop
 
 TIMEOUT = 30.0  # a bound that only a hang reaches
 
@@ -924,7 +924,7 @@ def test_interpreter_exit_with_an_unclosed_loop_does_not_hang():
         """
         import asyncio, socket, sys
         sys.path.insert(0, sys.argv[1])
-        from tests.standins import add_reader_loop
+        from loopcompat.testing import add_reader_loop
         loop = add_reader_loop()
         a, b = socket.socketpair()
         loop.add_reader(a, lambda: None)
@@ -1023,7 +1023,7 @@ def test_the_proactor_closed_before_the_watcher_does_not_wait_forever():
         """
         import asyncio, socket, sys
         sys.path.insert(0, sys.argv[1])
-        from tests.standins import add_reader_loop
+        from loopcompat.testing import add_reader_loop
         from loopcompat._fallbacks import _selector_thread as st
         loop = add_reader_loop()
         (a, b), (c, d) = socket.socketpair(), socket.socketpair()

@@ -400,7 +400,7 @@ def test_stream_writer_drain_over_a_pipe(loop, pipe):
 STDIO_CHILD = r"""
 import asyncio, sys
 sys.path.insert(0, sys.argv[1])
-from tests.standins import threaded_io_loop
+from loopcompat.testing import threaded_io_loop
 
 async def main(loop):
     reader = asyncio.StreamReader()

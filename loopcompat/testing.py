@@ -1,4 +1,7 @@
-"""The loops the Windows fallbacks run on, and their stand-ins elsewhere; shared by tests and benchmarks.
+"""Test helpers: the loops the Windows fallbacks run on, and their stand-ins elsewhere.
+
+Shared by loopcompat's tests and benchmarks, and usable by applications that test
+their own code against the Windows fallbacks on Linux.
 
 On Windows each builder returns the loop loopcompat really builds. Elsewhere
 it returns a stock selector loop whose native methods are switched off (they

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Run the whole test suite: every Linux CPython 3.8-3.13, then real Windows CPython under Wine.
 
-    python3 tests/run.py                 # everything (sets up what is missing)
-    python3 tests/run.py --linux 3.12    # only these Linux interpreters, no Windows stage
-    python3 tests/run.py --windows 3.13  # only these Windows versions, no Linux stage
-    python3 tests/run.py -- -k planner   # extra pytest arguments
+    python3 tools/run.py                 # everything (sets up what is missing)
+    python3 tools/run.py --linux 3.12    # only these Linux interpreters, no Windows stage
+    python3 tools/run.py --windows 3.13  # only these Windows versions, no Linux stage
+    python3 tools/run.py -- -k planner   # extra pytest arguments
 
 Each Linux interpreter gets a cached virtual environment with the test
 dependencies; the checkout itself is tested (tests/ puts it first on
 sys.path), and the wheel is built and its contents checked once. The
-Windows stage is tests/winbed.py. With --ci (or CI=true), an interpreter or
+Windows stage is tools/winbed.py. With --ci (or CI=true), an interpreter or
 Wine that is missing fails the run instead of being skipped.
 """
 
@@ -114,8 +114,8 @@ def check_wheel() -> Dict[str, object]:
             for needed in ("loopcompat/__init__.py", "loopcompat/py.typed", "loopcompat/_fallbacks/__init__.py"):
                 if needed not in names:
                     problems.append(f"wheel lacks {needed}")
-            if any(n.startswith("tests/") for n in names):
-                problems.append("wheel ships tests/")
+            if any(n.startswith(("tests/", "tools/")) for n in names):
+                problems.append("wheel ships tests/ or tools/")
             for line in ("Requires-Python: >=3.8", "Requires-Dist: packaging", "Requires-Dist: platformdirs",
                          'Requires-Dist: tomli>=1.1; python_version < "3.11"'):
                 if line not in metadata:
@@ -130,7 +130,7 @@ def run_windows(versions: Sequence[str], pytest_args: Sequence[str], ci: bool) -
     report = Path(tempfile.mkstemp(suffix=".json")[1])
     # Two versions at a time: Wine runs are partly waiting (process starts, timeouts), so this
     # nearly halves the stage on 2 cores.
-    command = [sys.executable, str(ROOT / "tests" / "winbed.py"), "test", *versions, "--jobs", "2",
+    command = [sys.executable, str(ROOT / "tools" / "winbed.py"), "test", *versions, "--jobs", "2",
                "--report", str(report)]
     if pytest_args:
         command += ["--", *pytest_args]
@@ -156,7 +156,7 @@ def run_windows(versions: Sequence[str], pytest_args: Sequence[str], ci: bool) -
 
 
 def run_conformance(versions: Sequence[str], ci: bool) -> List[Dict[str, object]]:
-    """The conformance differential (tests/conformance.py): CPython's test_asyncio, stock and with
+    """The conformance differential (tools/conformance.py): CPython's test_asyncio, stock and with
     loopcompat, on these Linux interpreters; fails on a new failure docs/conformance.md does not explain."""
     missing = [v for v in versions if find_interpreter(v) is None]
     rows: List[Dict[str, object]] = [{"stage": f"conformance {v}", "status": "missing" if ci else "skipped",
@@ -165,7 +165,7 @@ def run_conformance(versions: Sequence[str], ci: bool) -> List[Dict[str, object]
     if not versions:
         return rows
     report = Path(tempfile.mkstemp(suffix=".json")[1])
-    command = [sys.executable, str(ROOT / "tests" / "conformance.py"), "--report", str(report)]
+    command = [sys.executable, str(ROOT / "tools" / "conformance.py"), "--report", str(report)]
     for version in versions:
         command += ["--python", version]
     print(f"\n=== Conformance differential: {' '.join(command[1:])}", flush=True)
@@ -195,7 +195,7 @@ def install_prerequisites(need_wine: bool) -> None:
     """What a fresh machine lacks: Wine (Debian's wine64) for the Windows stage."""
     if need_wine and not any(shutil.which(name) for name in ("wine", "wine64", "wine-stable")):
         if not shutil.which("apt-get"):
-            print("tests/run.py: Wine is missing and apt-get is not available; install Wine by hand", file=sys.stderr)
+            print("tools/run.py: Wine is missing and apt-get is not available; install Wine by hand", file=sys.stderr)
             return
         sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
         print("=== installing wine64 (apt-get)", flush=True)
@@ -213,7 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="missing interpreters or Wine fail the run (default when CI=true)")
     parser.add_argument("--install", action="store_true", help="install what is missing first (Wine, via apt-get)")
     parser.add_argument("--conformance", metavar="X.Y,X.Y",
-                        help="also run the conformance differential (tests/conformance.py) on these Linux interpreters")
+                        help="also run the conformance differential (tools/conformance.py) on these Linux interpreters")
     parser.add_argument("pytest_args", nargs="*", help="after --: arguments for pytest")
     args = parser.parse_args(argv)
     only_linux, only_windows = args.linux is not None, args.windows is not None
