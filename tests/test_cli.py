@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loopcompat._cli import matrix_markdown
+from loopcompat._matrix import matrix_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
