@@ -15,8 +15,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ._config import key_lines
 from ._errors import ConfigError
 from ._plan import FALLBACK, NATIVE, Plan
-from ._project import Configuration, configuration, origin_line, plan_configured, read_toml, short_origin
-from ._project import system_table_problems
+from ._project import (
+    Configuration,
+    configuration,
+    origin_line,
+    plan_configured,
+    read_toml,
+    short_origin,
+    system_table_problems,
+)
 from ._startup import find_pyproject
 from ._targets import Target, resolve_targets, span
 
@@ -209,7 +216,8 @@ def _finding_lines(found: Sequence[Finding]) -> List[str]:
         lines.append("")
         where = "; ".join(finding.labels)
         if finding.need:
-            lines.append(f"[{index}] {finding.need} is unsupported on {where} (declared at {short_origin(finding.origin)})")
+            declared = short_origin(finding.origin)
+            lines.append(f"[{index}] {finding.need} is unsupported on {where} (declared at {declared})")
             lines.append(f"    why: {finding.reason}")
             if finding.remedy:
                 lines.append(f"    fix: {finding.remedy}")
@@ -240,11 +248,12 @@ def json_report(path: Optional[str], outcomes: Sequence[Outcome], notes: Sequenc
     targets = []
     for outcome in outcomes:
         entry: Dict[str, Any] = {**outcome.target.platform().to_dict(), "needs": dict(outcome.config.needs)}
-        if outcome.plan is not None:
-            entry.update(loop=outcome.plan.loop, selector=outcome.plan.selector,
-                         fallbacks=sorted(outcome.plan.fallbacks), unmet=list(outcome.plan.unmet),
-                         features={n: {**outcome.plan.features[n].to_dict(), "fallback": outcome.plan.features[n].fallback}
-                                   for n in columns([outcome])})
+        plan = outcome.plan
+        if plan is not None:
+            features = {n: {**plan.features[n].to_dict(), "fallback": plan.features[n].fallback}
+                        for n in columns([outcome])}
+            entry.update(loop=plan.loop, selector=plan.selector, fallbacks=sorted(plan.fallbacks),
+                         unmet=list(plan.unmet), features=features)
         entry["error"] = str(outcome.error) if outcome.error else None
         targets.append(entry)
     code = exit_code(outcomes, problems)

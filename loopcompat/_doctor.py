@@ -73,7 +73,7 @@ def _feed_and_close(write_fd: int, data: bytes) -> None:
 
 
 async def _readiness_fires(loop: asyncio.AbstractEventLoop, watched: Any, read: Callable[[], bytes],
-                           poke: Callable[[], None]) -> bytes:
+                           poke: Callable[[], Any]) -> bytes:
     """Register a reader on ``watched``, make it readable with ``poke``, return what ``read`` got."""
     got: asyncio.Future = loop.create_future()
     loop.add_reader(watched, lambda: _resolve(got, read()))

@@ -131,7 +131,8 @@ def show_config(system: Optional[str], release: Optional[str], python: Optional[
     if problems:
         import sys
 
-        print("loopcompat config: error: invalid loopcompat configuration:\n  " + "\n  ".join(problems), file=sys.stderr)
+        listed = "\n  ".join(problems)
+        print(f"loopcompat config: error: invalid loopcompat configuration:\n  {listed}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
 

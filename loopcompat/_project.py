@@ -119,11 +119,13 @@ def configuration(
     """
     from ._config import effective
 
-    extra = {} if environ is None else {"environ": environ}
-    settings, need_origins = effective(
-        dict(arguments or {}), list(needs), system=system, start_dir=start_dir or os.getcwd(),
-        read_config=read_config, **extra
-    )
+    start = start_dir or os.getcwd()
+    if environ is None:
+        settings, need_origins = effective(dict(arguments or {}), list(needs), system=system, start_dir=start,
+                                           read_config=read_config)
+    else:
+        settings, need_origins = effective(dict(arguments or {}), list(needs), system=system, start_dir=start,
+                                           read_config=read_config, environ=environ)
     return Configuration(settings, need_origins)
 
 
@@ -139,14 +141,22 @@ def read_toml(path: str) -> Tuple[Dict[str, Any], str]:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None
+    try:
+        return parse_toml(text), text
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_toml(text: str) -> Dict[str, Any]:
+    """:raises ConfigError: for malformed TOML, with the parser's line and column."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on 3.8-3.10
         import tomli as tomllib
     try:
-        return tomllib.loads(text), text
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+        raise ConfigError(f"malformed TOML: {exc}") from None
 
 
 def plan_configured(platform: Platform, config: Configuration, installed: Optional[frozenset] = None) -> Plan:

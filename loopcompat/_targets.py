@@ -171,8 +171,8 @@ def resolve_targets(
 
     :raises ConfigError: for a bad target, requires-python or classifier list.
     """
-    project = document.get("project") if isinstance(document.get("project"), dict) else {}
-    tool = document.get("tool", {}).get("loopcompat", {}) if isinstance(document.get("tool"), dict) else {}
+    project: Mapping[str, Any] = document["project"] if isinstance(document.get("project"), dict) else {}
+    tool: Any = document["tool"].get("loopcompat", {}) if isinstance(document.get("tool"), dict) else {}
 
     def where(key: str) -> str:
         return f"{path}:{lines[key]}" if path and key in lines else (path or "pyproject.toml")
