@@ -185,15 +185,19 @@ def blamed(exc: ConfigError, settings: Mapping[str, Any]) -> ConfigError:
 
 
 def short_origin(origin: str) -> str:
-    """A file origin relative to the current directory when it lies below it ("pyproject.toml:3")."""
+    """A file (or file:line) origin relative to the current directory when it lies below it ("pyproject.toml:3")."""
     path, sep, line = origin.rpartition(":")
-    if not sep or not line.isdigit() or not os.path.isabs(path):
+    if not (sep and line.isdigit() and os.path.isabs(path)):
+        path, line = origin, ""
+    if not os.path.isabs(path):
         return origin
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive, on Windows
         return origin
-    return f"{relative}:{line}" if not relative.startswith("..") else origin
+    if relative.startswith(".."):
+        return origin
+    return f"{relative}:{line}" if line else relative
 
 
 def origin_line(origin: str) -> Tuple[Optional[str], Optional[int]]:

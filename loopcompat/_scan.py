@@ -98,6 +98,8 @@ class FileScan:
                 self.names.setdefault(node.id, node.lineno)
             elif isinstance(node, ast.Attribute):
                 self.names.setdefault(node.attr, node.lineno)
+            elif isinstance(node, ast.keyword) and node.arg:  # Channel(sock_state_cb=...)
+                self.names.setdefault(node.arg, getattr(node.value, "lineno", 0))
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 self.strings.append((node.value, node.lineno))
         for node in ast.walk(self.tree):
