@@ -319,5 +319,6 @@ def check(project: str, arguments: Sequence[str], *, old_releases: bool, output:
     python = targets[0].python if targets else "3.13"
     problems = system_table_problems(start_dir, python, skip={t.system for t in targets})
     render = {"text": text_report, "json": json_report, "github": github_report, "markdown": markdown_report}[output]
-    print(render(path, outcomes, notes, problems))
+    text = render(path, outcomes, notes, problems)
+    print(text, end="" if text.endswith("\n") else "\n")
     return exit_code(outcomes, problems)

@@ -156,3 +156,17 @@ LIBRARIES: Tuple[Library, ...] = (
         "pyserial/pyserial-asyncio serial_asyncio/__init__.py (SerialTransport._ensure_reader)",
     ),
 )
+
+
+def libraries_markdown() -> str:
+    """The table as Markdown (docs/check-and-scan.md holds this output)."""
+    lines = ["| library | seen as | needs | why | where in its source |", "|---|---|---|---|---|"]
+    for library in LIBRARIES:
+        seen = ", ".join(f"`import {m}`" for m in library.modules[:3]) + (" ..." if len(library.modules) > 3 else "")
+        if library.uses:
+            seen += " using " + ", ".join(f"`{name}`" for name in library.uses)
+        if library.strings:
+            seen += " with a string matching " + ", ".join(f"`{p}`" for p in library.strings)
+        cells = [library.name, seen, ", ".join(f"`{n}`" for n in library.needs), library.reason, library.source]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -157,3 +157,11 @@ def test_classifiers_map_to_systems():
     assert classifier_systems(["Operating System :: Microsoft :: Windows :: Windows 11"]) == {"windows": ["11"]}
     assert classifier_systems(["Programming Language :: Python"]) == {}
     assert parse_target("darwin:10.8", "t") == ("macos", "10.8", None)
+
+
+def test_the_documented_matrix_is_current(capsys, monkeypatch):
+    code, out, _ = run(capsys, monkeypatch, PROJECTS / "ipc-service", "--format", "markdown")
+    doc = (PROJECTS.parent.parent / "docs" / "check-and-scan.md").read_text(encoding="utf-8")
+    block = doc.split("<!-- check ipc-service: begin -->\n")[1].split("<!-- check ipc-service: end -->")[0]
+    assert code == 1
+    assert block == out, "docs/check-and-scan.md: paste `loopcompat check --format markdown` run in that project"

@@ -159,3 +159,11 @@ def test_max_sockets_is_written_when_absent(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert main(["scan", "--write"]) == 0
     assert parse_toml((tmp_path / "pyproject.toml").read_text())["tool"]["loopcompat"] == {"max-sockets": 10000}
+
+
+def test_the_documented_library_table_is_current():
+    from loopcompat._libraries import libraries_markdown
+
+    doc = (PROJECTS.parent.parent / "docs" / "check-and-scan.md").read_text(encoding="utf-8")
+    block = doc.split("<!-- libraries: begin -->\n")[1].split("<!-- libraries: end -->")[0]
+    assert block == libraries_markdown(), "docs/check-and-scan.md: paste loopcompat._libraries.libraries_markdown()"
