@@ -28,14 +28,9 @@ class Evidence:
         self.need, self.path, self.line, self.what, self.source, self.value = need, path, line, what, source, value
 
     def where(self) -> str:
-        path = self.path
-        if os.path.isabs(path):
-            try:
-                relative = os.path.relpath(path)
-                path = path if relative.startswith("..") else relative
-            except ValueError:  # another drive, on Windows
-                pass
-        return f"{path}:{self.line}"
+        from ._project import shown_path
+
+        return f"{shown_path(self.path) if os.path.isabs(self.path) else self.path}:{self.line}"
 
     def to_dict(self) -> Dict[str, Any]:
         return {"file": self.path, "line": self.line, "what": self.what, "source": self.source or None}
@@ -127,7 +122,9 @@ def report(title: str, evidence: Sequence[Evidence], declared: Declared, *, writ
 
 def _status_lines(declared: Declared, missing: Sequence[str], missing_sockets: Optional[int],
                   sockets: Optional[int], written: bool) -> List[str]:
-    where = _short(declared.path) if declared.path else "no pyproject.toml found"
+    from ._project import shown_path
+
+    where = shown_path(declared.path) if declared.path else "no pyproject.toml found"
     lines = [f"{where} declares: {', '.join(declared.needs) or 'no needs'}"]
     if written:
         added = list(missing) + ([f"max-sockets = {missing_sockets}"] if missing_sockets else [])
@@ -139,14 +136,6 @@ def _status_lines(declared: Declared, missing: Sequence[str], missing_sockets: O
     if sockets and declared.max_sockets is not None and declared.max_sockets < sockets:
         lines.append(f"note: max-sockets = {declared.max_sockets} is declared; the code suggests {sockets}")
     return lines
-
-
-def _short(path: str) -> str:
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if relative.startswith("..") else relative
 
 
 def _write(declared: Declared, missing: Sequence[str], max_sockets: Optional[int]) -> None:

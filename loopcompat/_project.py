@@ -191,13 +191,16 @@ def short_origin(origin: str) -> str:
         path, line = origin, ""
     if not os.path.isabs(path):
         return origin
+    return f"{shown_path(path)}:{line}" if line else shown_path(path)
+
+
+def shown_path(path: str) -> str:
+    """``path`` relative to the current directory when it lies below it, else as given."""
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive, on Windows
-        return origin
-    if relative.startswith(".."):
-        return origin
-    return f"{relative}:{line}" if line else relative
+        return path
+    return path if relative.startswith("..") else relative
 
 
 def origin_line(origin: str) -> Tuple[Optional[str], Optional[int]]:

@@ -20,20 +20,28 @@ from ._findings import Declared, Evidence, report
 from ._vocab import FEATURE_METHODS
 
 METHOD_NEEDS = {method: need for need, methods in FEATURE_METHODS.items() for method in methods}
-_ASYNCIO = os.path.dirname(os.path.abspath(asyncio.__file__))
-_LOOPCOMPAT = os.path.dirname(os.path.abspath(__file__))
 # asyncio's own modules call some feature methods for their own purposes: a child process's
-# pipes are connected with connect_read_pipe/connect_write_pipe (base_subprocess.py), which is
-# part of `subprocess`, not a use of `pipes`. The helpers users call on purpose
+# pipes are connected with connect_read_pipe/connect_write_pipe (asyncio.base_subprocess), which
+# is part of `subprocess`, not a use of `pipes`. The helpers users call on purpose
 # (create_subprocess_*, open_unix_connection, start_unix_server) live in these two modules.
-_ASYNCIO_USER_HELPERS = ("subprocess.py", "streams.py")
+# Frames are told apart by module name: file names differ between a checkout and a zipped
+# standard library (Windows' embeddable Python), module names do not.
+_ASYNCIO_USER_HELPERS = ("asyncio.subprocess", "asyncio.streams")
 
 
-def _is_internal(filename: str) -> bool:
-    path = os.path.abspath(filename)
-    if path.startswith(_LOOPCOMPAT + os.sep):
+def _module(frame: Any) -> str:
+    return str(frame.f_globals.get("__name__") or "")
+
+
+def _in_asyncio(frame: Any) -> bool:
+    return _module(frame) == "asyncio" or _module(frame).startswith("asyncio.")
+
+
+def _is_internal(frame: Any) -> bool:
+    module = _module(frame)
+    if module == "loopcompat" or module.startswith("loopcompat."):
         return True  # a fallback doing its work
-    return path.startswith(_ASYNCIO + os.sep) and os.path.basename(path) not in _ASYNCIO_USER_HELPERS
+    return _in_asyncio(frame) and module not in _ASYNCIO_USER_HELPERS
 
 
 def _is_char_device(target: Any) -> bool:
@@ -89,10 +97,10 @@ class Recorder:
 
     def note(self, method: str, need: str, args: Tuple[Any, ...]) -> None:
         caller = sys._getframe(2)  # 0: here, 1: the recording layer, 2: whoever called the loop method
-        if _is_internal(caller.f_code.co_filename):
+        if _is_internal(caller):
             return
         frame: Any = caller
-        while frame is not None and frame.f_back is not None and frame.f_code.co_filename.startswith(_ASYNCIO):
+        while frame.f_back is not None and _in_asyncio(frame):
             frame = frame.f_back  # from asyncio.create_subprocess_exec to the application's call
         path, line = frame.f_code.co_filename, frame.f_lineno
         self._add(need, path, line, f"loop.{method}() called")

@@ -26,6 +26,7 @@ from . import _knowledge as kb
 from ._errors import ConfigError
 from ._findings import Declared, Evidence, report
 from ._libraries import LIBRARIES, Library
+from ._project import shown_path
 from ._vocab import FEATURE_METHODS
 
 # Loop methods -> need; remove_* only undo what an add_* (also found) did.
@@ -250,7 +251,7 @@ def python_files(paths: Sequence[str], tests: bool) -> Tuple[List[str], Set[str]
                 if sub.startswith(".") or sub in SKIPPED_FOLDERS or os.path.isfile(os.path.join(full, "pyvenv.cfg")):
                     continue
                 if sub in TEST_FOLDERS and not tests:
-                    skipped.add(os.path.relpath(full))
+                    skipped.add(shown_path(full))
                     continue
                 keep.append(sub)
             subfolders[:] = keep

@@ -21,6 +21,7 @@ from .conftest import posix_only
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "projects" / "record"
+# copytree copies with copy2 by default, which calls CopyFile2 on Windows 3.12+: Wine 8 lacks it
 
 
 def run_recorded(project: Path, *extra: str):
@@ -37,7 +38,7 @@ def reported_needs(stderr: str):
 
 def test_a_subprocess_and_a_signal_handler_are_reported_as_exactly_those_needs(tmp_path):
     project = tmp_path / "record"
-    shutil.copytree(SAMPLE, project)
+    shutil.copytree(SAMPLE, project, copy_function=shutil.copyfile)
     result = run_recorded(project)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "42"  # the application ran as usual
@@ -52,7 +53,7 @@ def test_a_subprocess_and_a_signal_handler_are_reported_as_exactly_those_needs(t
 
 def test_write_adds_the_observed_needs(tmp_path):
     project = tmp_path / "record"
-    shutil.copytree(SAMPLE, project)
+    shutil.copytree(SAMPLE, project, copy_function=shutil.copyfile)
     before = (project / "pyproject.toml").read_text()
     written = run_recorded(project, "--write")
     assert written.returncode == 0, written.stderr

@@ -112,7 +112,7 @@ def test_scan_reports_missing_needs_with_the_snippet_and_exits_1(capsys, monkeyp
 
 
 def test_write_round_trips_a_commented_pyproject_unchanged_apart_from_the_needs(capsys, monkeypatch, tmp_path):
-    shutil.copytree(PROJECTS / "commented", tmp_path / "commented")
+    shutil.copytree(PROJECTS / "commented", tmp_path / "commented", copy_function=shutil.copyfile)
     project = tmp_path / "commented"
     before = (project / "pyproject.toml").read_text()
     monkeypatch.chdir(project)
