@@ -178,6 +178,10 @@ def _header(path: Optional[str], outcomes: Sequence[Outcome], notes: Sequence[st
                 needs_by_origin[short_origin(origin)].append(need)
     declared = "; ".join(f"{', '.join(n)} ({origin})" for origin, n in needs_by_origin.items())
     lines.append(f"  needs:   {declared or 'none declared (loopcompat scan infers them from the source)'}")
+    from ._startup import is_disabled
+
+    if is_disabled():
+        lines.append("  note:    LOOPCOMPAT_DISABLE is set: no configuration file or variable was read")
     return lines + [f"  targets: {note}" for note in notes]
 
 
@@ -234,6 +238,8 @@ def summary(outcomes: Sequence[Outcome], problems: Sequence[str]) -> str:
         return f"ERROR: the configuration cannot be planned for every target ({planned}); see above."
     if unmet:
         return f"FAILED: a declared need is unmet on {len(unmet)} of the {planned}."
+    if not any(o.config.needs or o.config.options.get("max_sockets") for o in outcomes):
+        return f"OK, vacuously: no need is declared ({planned}); `loopcompat scan` infers them from the source."
     return f"OK: every declared need is met on every target ({planned})."
 
 
