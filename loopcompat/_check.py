@@ -50,9 +50,16 @@ class Outcome:
             result.append((support.level, support.fallback or "", support.reason, support.remedy))
         return tuple(result)
 
+    def error_text(self) -> str:
+        """The error without the Python version, so that targets differing only in it share a row."""
+        if self.error is None:
+            return ""
+        platform = str(self.target.platform())  # "Linux 6.1, CPython 3.11"
+        return str(self.error).replace(platform, platform.rsplit(",", 1)[0])
+
     def signature(self, needs: Sequence[str]) -> Tuple[Any, ...]:
         loop = (self.plan.loop, self.plan.selector) if self.plan else None
-        return (self.target.system, self.target.release, loop, str(self.error or ""), self.cells(needs))
+        return (self.target.system, self.target.release, loop, self.error_text(), self.cells(needs))
 
 
 def locate(project: str) -> Tuple[str, Optional[str]]:
@@ -114,7 +121,7 @@ def rows(outcomes: Sequence[Outcome], needs: Sequence[str]) -> List[Row]:
     return grouped
 
 
-class Finding:
+class Footnote:
     """A need unsupported somewhere (or a target that cannot be planned), with every row it concerns."""
 
     def __init__(self, need: str, reason: str, remedy: str, origin: str) -> None:
@@ -122,19 +129,19 @@ class Finding:
         self.labels: List[str] = []
 
 
-def findings(grouped: Sequence[Row], needs: Sequence[str]) -> List[Finding]:
-    found: Dict[Tuple[str, str, str], Finding] = {}
+def footnotes(grouped: Sequence[Row], needs: Sequence[str]) -> List[Footnote]:
+    found: Dict[Tuple[str, str, str], Footnote] = {}
     for row in grouped:
         outcome = row.first
         if outcome.error is not None:
-            key = ("", str(outcome.error), "")
+            key = ("", outcome.error_text(), "")
             origin = getattr(outcome.error, "origin", "")
-            found.setdefault(key, Finding("", str(outcome.error), "", origin)).labels.append(row.label())
+            found.setdefault(key, Footnote("", outcome.error_text(), "", origin)).labels.append(row.label())
             continue
         for need, (level, _, reason, remedy) in zip(needs, outcome.cells(needs)):
             if level == "unsupported":
                 origin = outcome.config.needs.get(need) or outcome.config.settings["max_sockets"].origin
-                found.setdefault((need, reason, remedy), Finding(need, reason, remedy, origin)).labels.append(
+                found.setdefault((need, reason, remedy), Footnote(need, reason, remedy, origin)).labels.append(
                     row.label())
     return list(found.values())
 
@@ -150,17 +157,17 @@ def _cell(cell: Tuple[str, str, str, str], number: Optional[int], markdown: bool
     return f"**unsupported** [{number}]" if markdown else f"UNSUPPORTED [{number}]"
 
 
-def matrix(outcomes: Sequence[Outcome], markdown: bool = False) -> Tuple[List[List[str]], List[Finding]]:
+def matrix(outcomes: Sequence[Outcome], markdown: bool = False) -> Tuple[List[List[str]], List[Footnote]]:
     """The table (a header row, then one row per group of targets) and the findings it numbers."""
     needs = columns(outcomes)
     grouped = rows(outcomes, needs)
-    found = findings(grouped, needs)
+    found = footnotes(grouped, needs)
     number = {(f.need, f.reason, f.remedy): index for index, f in enumerate(found, 1)}
     table = [["target", "loop", *needs]]
     for row in grouped:
         outcome = row.first
         if outcome.error is not None:
-            table.append([row.label(), f"ERROR [{number[('', str(outcome.error), '')]}]"] + [""] * len(needs))
+            table.append([row.label(), f"ERROR [{number[('', outcome.error_text(), '')]}]"] + [""] * len(needs))
             continue
         assert outcome.plan is not None
         loop = outcome.plan.loop + (f"/{outcome.plan.selector}" if outcome.plan.selector else "")
@@ -214,7 +221,7 @@ def markdown_report(path: Optional[str], outcomes: Sequence[Outcome], notes: Seq
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _finding_lines(found: Sequence[Finding]) -> List[str]:
+def _finding_lines(found: Sequence[Footnote]) -> List[str]:
     lines = []
     for index, finding in enumerate(found, 1):
         lines.append("")
@@ -298,7 +305,7 @@ def github_report(path: Optional[str], outcomes: Sequence[Outcome], notes: Seque
         with open(job_summary, "a", encoding="utf-8") as f:
             f.write(markdown_report(path, outcomes, notes, problems))
     needs = columns(outcomes)
-    for finding in findings(rows(outcomes, needs), needs):
+    for finding in footnotes(rows(outcomes, needs), needs):
         where = "; ".join(finding.labels)
         if finding.need:
             message = f"{finding.need} is unsupported on {where}: {finding.reason}. Fix: {finding.remedy}"

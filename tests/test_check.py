@@ -165,3 +165,17 @@ def test_the_documented_matrix_is_current(capsys, monkeypatch):
     block = doc.split("<!-- check ipc-service: begin -->\n")[1].split("<!-- check ipc-service: end -->")[0]
     assert code == 1
     assert block == out, "docs/check-and-scan.md: paste `loopcompat check --format markdown` run in that project"
+
+
+def test_a_setting_that_cannot_apply_to_a_target_is_one_error_row_with_its_line(capsys, monkeypatch, tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nrequires-python = ">=3.11"\n'
+        'classifiers = ["Operating System :: Microsoft :: Windows", "Operating System :: POSIX :: Linux"]\n'
+        '[tool.loopcompat]\nneeds = ["add_reader"]\nloop = "proactor"\n')
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "--format", "github")
+    assert code == 2
+    rows = [line for line in out.splitlines() if line.startswith(("Windows", "Linux"))]
+    assert len(rows) == 2 and "selector_thread" in rows[0] and "ERROR [1]" in rows[1]  # all Pythons in one row
+    assert "[1] cannot plan Linux 6.1, CPython 3.11-" in out
+    assert "pyproject.toml:7: loop='proactor' is not available on Linux 6.1; available: selector" in out
+    assert [line for line in out.splitlines() if line.startswith("::error file=pyproject.toml,line=7,")]
