@@ -38,7 +38,10 @@ FILE_KEYS: Dict[str, str] = {
     "prefer": "prefer",
     "fallbacks": "fallbacks",
     "on-unsupported": "on_unsupported",
+    "targets": "targets",  # top level only: what `loopcompat check` verifies (loopcompat._targets); no plan reads it
 }
+# A target is system[:release[:python]], e.g. "windows:10:3.9" or "macos:10.8" (config/loopcompat.schema.json).
+TARGET_PATTERN = r"[A-Za-z][A-Za-z0-9_]*(:([0-9]+(\.[0-9]+)*)?(:[0-9]+\.[0-9]+)?)?"
 SYSTEM_TABLES: Tuple[str, ...] = ("windows", "macos", "linux")
 class Setting:
     """An effective value and where it came from ("default", "argument", a file:line, an env var)."""
@@ -94,9 +97,10 @@ def validate_table(
             if not isinstance(value, dict):
                 problems.append(f"{where(key)}: {label} must be a table ([{header}.{key}]), got {value!r}")
             continue
-        option = FILE_KEYS.get(key)
+        option = FILE_KEYS.get(key) if allow_systems or key != "targets" else None
         if option is None:
-            allowed = list(FILE_KEYS) + (list(SYSTEM_TABLES) if allow_systems else [])
+            allowed = [k for k in FILE_KEYS if allow_systems or k != "targets"]
+            allowed += list(SYSTEM_TABLES) if allow_systems else []
             hint = did_you_mean(key.replace("_", "-"), allowed) or did_you_mean(key, allowed)
             table_name = f"[{header}]" if header else "the top level"
             problems.append(f"{where(key)}: unknown key {key!r} in {table_name}; allowed: {', '.join(allowed)}.{hint}")
@@ -144,6 +148,14 @@ def _validate_value(option: str, value: Any, label: str) -> Any:
             raise ConfigError(f"{label} must be true, false or a list of fallbacks ({', '.join(FALLBACKS)}), "
                               f"got {value!r}")
         return value if isinstance(value, bool) else list(parse_fallbacks(value, label))
+    if option == "targets":
+        import re
+
+        if not isinstance(value, list) or not all(isinstance(t, str) and re.fullmatch(TARGET_PATTERN, t)
+                                                  for t in value):
+            raise ConfigError(f"{label} must be a list of targets such as \"windows:10:3.9\" or \"macos:10.8\" "
+                              f"(system[:release[:python]]), got {value!r}")
+        return list(value)
     raise AssertionError(option)  # pragma: no cover - FILE_KEYS and this function list the same options
 
 
@@ -222,7 +234,7 @@ def _apply(
         if option == "needs":
             for need in value:
                 need_origins.setdefault(need, origin)
-        else:
+        elif option != "targets":  # no plan depends on them: `loopcompat check` reads them itself
             settings[option] = Setting(value, origin)
 
 

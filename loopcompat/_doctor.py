@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence
 
 from ._plan import Plan
 
@@ -47,23 +47,33 @@ def _probe_pipe_ends() -> "tuple[Any, int]":
 async def _probe_pipes(loop: asyncio.AbstractEventLoop) -> str:
     read_end, write_fd = _probe_pipe_ends()
     reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_end)
     try:
-        def feed() -> None:
-            os.write(write_fd, b"ping")
-            os.close(write_fd)
-
-        threading.Thread(target=feed, daemon=True).start()
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_end)
+    except BaseException:
+        read_end.close()
+        os.close(write_fd)
+        raise
+    feeder = threading.Thread(target=_feed_and_close, args=(write_fd, b"ping"), daemon=True)
+    try:
+        feeder.start()
         data = await reader.read()
     finally:
         transport.close()
+        feeder.join()  # the write end is closed once it returns, whatever happened here
     if data != b"ping":
         raise RuntimeError(f"read {data!r}")
     return "read a pipe through connect_read_pipe"
 
 
+def _feed_and_close(write_fd: int, data: bytes) -> None:
+    try:
+        os.write(write_fd, data)
+    finally:
+        os.close(write_fd)
+
+
 async def _readiness_fires(loop: asyncio.AbstractEventLoop, watched: Any, read: Callable[[], bytes],
-                           poke: Callable[[], None]) -> bytes:
+                           poke: Callable[[], Any]) -> bytes:
     """Register a reader on ``watched``, make it readable with ``poke``, return what ``read`` got."""
     got: asyncio.Future = loop.create_future()
     loop.add_reader(watched, lambda: _resolve(got, read()))
@@ -99,15 +109,46 @@ async def _probe_signals(loop: asyncio.AbstractEventLoop) -> str:
     return "SIGINT reached a loop signal handler"
 
 
+class _Closing(asyncio.Protocol):
+    """A protocol that says when its connection is made and when it is gone."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.made: "asyncio.Future[asyncio.BaseTransport]" = loop.create_future()
+        self.lost: "asyncio.Future[None]" = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        _resolve(self.made, transport)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        _resolve(self.lost, None)
+
+
 async def _probe_unix_sockets(loop: asyncio.AbstractEventLoop) -> str:
+    # Both ends are closed, and their connection_lost awaited, before the server closes: an
+    # accepted transport left open is collected after the loop is closed, and on CPython 3.13.0
+    # its __del__ then fails inside the server's bookkeeping (python/cpython gh-109564).
+    accepted: List[_Closing] = []
+    first: "asyncio.Future[_Closing]" = loop.create_future()
+
+    def serve() -> _Closing:
+        accepted.append(_Closing(loop))
+        _resolve(first, accepted[-1])
+        return accepted[-1]
+
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "probe.sock")
-        server = await loop.create_unix_server(asyncio.Protocol, path)
+        server = await loop.create_unix_server(serve, path)
+        client = _Closing(loop)
         try:
-            transport, _ = await loop.create_unix_connection(asyncio.Protocol, path)
-            transport.close()
+            await loop.create_unix_connection(lambda: client, path)
+            await (await first).made
         finally:
+            for end in [client, *accepted]:
+                if end.made.done():
+                    end.made.result().close()
             server.close()
+        await asyncio.gather(client.lost, *(peer.lost for peer in accepted))
+        await server.wait_closed()
     return "connected to a unix socket server"
 
 
@@ -186,6 +227,10 @@ def probe_all(plan: Plan) -> Dict[str, Dict[str, str]]:
                 results[feature] = {"result": "failed", "detail": f"no result within {PROBE_TIMEOUT:.0f} s"}
             except Exception as exc:  # a probe's failure is the finding, whatever it is
                 results[feature] = {"result": "failed", "detail": f"{type(exc).__name__}: {exc}"}
+        # Transports close through callbacks the loop runs later: let them run before it closes.
+        for _ in range(3):
+            loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         asyncio.set_event_loop(None)
         loop.close()
@@ -206,12 +251,21 @@ def clock_report() -> Dict[str, float]:
     return {"resolution_s": info.resolution, "measured_step_s": min(steps) if steps else float("nan")}
 
 
+def _clock_line(plan: Plan, clock: Dict[str, float]) -> str:
+    line = (f"  monotonic clock: resolution {clock['resolution_s'] * 1e6:.3g} us, "
+            f"smallest step measured {clock['measured_step_s'] * 1e6:.3g} us")
+    if plan.platform.is_windows:  # the coarse tick is a Windows fact (S10): elsewhere the note is noise
+        line += " (S10: ~15600 us is usual on Windows; short timeouts round up to it)"
+    return line
+
+
 def report(plan: Plan, probes: Dict[str, Dict[str, str]], clock: Dict[str, float], config_lines: List[str]) -> str:
-    lines = ["loopcompat doctor", "", "== This machine", f"  {plan.platform}", f"  {sys.version.split()[0]} "
-             f"({sys.implementation.name}, {sys.executable})",
-             f"  monotonic clock: resolution {clock['resolution_s'] * 1e6:.3g} us, "
-             f"smallest step measured {clock['measured_step_s'] * 1e6:.3g} us (S10: ~15600 us is usual on Windows)", "", "== Configuration", *config_lines,
-             "", "== Plan", *("  " + line for line in plan.explain().splitlines()), "",
+    from ._explain import human_explain
+
+    lines = ["loopcompat doctor", "", "== This machine", f"  {plan.platform}",
+             f"  Python {sys.version.split()[0]} ({sys.implementation.name}, {sys.executable})",
+             _clock_line(plan, clock), "", "== Configuration", *config_lines, "",
+             "== Plan", *("  " + line for line in human_explain(plan).splitlines()), "",
              "== Live probes on the planned loop", f"  {'feature':<14}{'plan says':<13}{'probe':<12}detail"]
     for feature, outcome in probes.items():
         level = plan.features[feature].level
@@ -245,3 +299,18 @@ def main_report(plan: Plan, config_lines: List[str], as_json: bool) -> int:
             print(f"  ! {problem}")
     failed_needs = [n for n in plan.needs if probes.get(n, {}).get("result") == "failed"]
     return 1 if failed_needs or plan.unmet else 0
+
+
+def doctor(needs: Sequence[str], *, read_config: bool, as_json: bool) -> int:
+    """`loopcompat doctor`: the configuration with its origins, the plan, and a live probe of each feature."""
+    from ._explain import configuration_header, source_lines
+    from ._platform import detect
+    from ._project import configuration, plan_configured
+    from ._startup import installed_optional_loops
+
+    here = detect()
+    config = configuration(here.system, needs=needs, read_config=read_config)
+    plan = plan_configured(here, config, installed_optional_loops(config.options))
+    config_lines = ["  " + configuration_header(here.system, read_config)]
+    config_lines += source_lines(config, indent="    ") or ["    (nothing configured: the platform's defaults)"]
+    return main_report(plan, config_lines, as_json)

@@ -1,0 +1,5 @@
+import aiodns
+
+
+async def lookup(name: str) -> object:
+    return await aiodns.DNSResolver().query(name, "A")

@@ -1,0 +1,3 @@
+from zmq.eventloop.zmqstream import ZMQStream
+
+stream_class = ZMQStream
